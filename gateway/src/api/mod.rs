@@ -1,0 +1,31 @@
+//! HTTP surface: health, the manager WebSocket, and (later issues) the admin API and console.
+
+pub mod auth;
+mod error;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::sip_service::SipStats;
+use crate::state::AppState;
+
+pub use error::ApiError;
+
+pub fn router(state: Arc<AppState>, sip_stats: Arc<SipStats>) -> Router {
+    let metrics = get(move || {
+        let stats = sip_stats.clone();
+        async move { stats.render_prometheus() }
+    });
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", metrics)
+        .route("/v1/ws", get(ws::upgrade))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}

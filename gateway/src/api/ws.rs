@@ -1,0 +1,179 @@
+//! `GET /v1/ws`: the manager console's live channel (rings, presence, decline).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use schemas::ws::{ClientMessage, Presence, ServerMessage};
+
+use crate::call::CallInput;
+use crate::db::Manager;
+use crate::state::AppState;
+
+use super::auth::authenticate;
+use super::ApiError;
+
+/// Server pings find sockets whose browser vanished without a close (laptop lid shut).
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let manager = authenticate(&state, &headers, query.as_deref()).await?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| session(state, manager, socket)))
+}
+
+async fn session(state: Arc<AppState>, manager: Manager, mut socket: WebSocket) {
+    let (session_id, mut outbox) = state.hub.register(&manager.id);
+    let mut do_not_disturb = manager.do_not_disturb;
+    // Connecting the console puts the manager online (they can go offline from it).
+    if let Err(e) = state.db.set_presence(&manager.id, true).await {
+        tracing::warn!(manager = %manager.id, error = %e, "could not set presence");
+    }
+    let hello = ServerMessage::Hello {
+        manager_id: manager.id.clone(),
+        channel_id: manager.channel_id.clone(),
+        presence: Presence::Online,
+        do_not_disturb,
+    };
+    // Consultations currently ringing this session: told to the call if the socket goes away.
+    let mut ringing: HashSet<String> = HashSet::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    let mut alive = send_json(&mut socket, &hello).await;
+    while alive {
+        tokio::select! {
+            out = outbox.recv() => {
+                let Some(msg) = out else { break };
+                match &msg {
+                    ServerMessage::Ring { consultation_id, .. } => {
+                        ringing.insert(consultation_id.clone());
+                    }
+                    ServerMessage::RingStopped { consultation_id, .. } => {
+                        ringing.remove(consultation_id);
+                    }
+                    _ => {}
+                }
+                alive = send_json(&mut socket, &msg).await;
+            }
+            incoming = socket.recv() => {
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = handle_client_message(&state, &manager, &mut do_not_disturb, text.as_str()).await;
+                        if let Some(reply) = reply {
+                            alive = send_json(&mut socket, &reply).await;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        alive = send_json(&mut socket, &ServerMessage::Error {
+                            code: "ws.binary_not_supported".into(),
+                            message: "send JSON text frames".into(),
+                        }).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = ping.tick() => {
+                alive = socket.send(Message::Ping(Default::default())).await.is_ok();
+            }
+        }
+    }
+    let remaining = state.hub.unregister(&manager.id, session_id);
+    if remaining == 0 {
+        if let Err(e) = state.db.set_presence(&manager.id, false).await {
+            tracing::warn!(manager = %manager.id, error = %e, "could not clear presence");
+        }
+        for consultation_id in ringing {
+            state.calls.send(
+                &consultation_id,
+                CallInput::SessionGone {
+                    manager_id: manager.id.clone(),
+                },
+            );
+        }
+    }
+}
+
+async fn handle_client_message(
+    state: &AppState,
+    manager: &Manager,
+    do_not_disturb: &mut bool,
+    text: &str,
+) -> Option<ServerMessage> {
+    let msg: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(ServerMessage::Error {
+                code: "ws.bad_message".into(),
+                message: e.to_string(),
+            })
+        }
+    };
+    match msg {
+        ClientMessage::Decline { consultation_id } => {
+            let delivered = state.calls.send(
+                &consultation_id,
+                CallInput::Declined {
+                    manager_id: manager.id.clone(),
+                },
+            );
+            (!delivered).then(|| ServerMessage::Error {
+                code: "call.not_ringing".into(),
+                message: format!("consultation {consultation_id} is not ringing here"),
+            })
+        }
+        ClientMessage::SetPresence { presence } => {
+            let online = presence == Presence::Online;
+            if let Err(e) = state.db.set_presence(&manager.id, online).await {
+                tracing::warn!(error = %e, "set presence");
+                return Some(internal_error());
+            }
+            broadcast_presence(state, manager, online, *do_not_disturb);
+            None
+        }
+        ClientMessage::SetDoNotDisturb { enabled } => {
+            if let Err(e) = state.db.set_do_not_disturb(&manager.id, enabled).await {
+                tracing::warn!(error = %e, "set do-not-disturb");
+                return Some(internal_error());
+            }
+            *do_not_disturb = enabled;
+            broadcast_presence(state, manager, true, enabled);
+            None
+        }
+    }
+}
+
+fn broadcast_presence(state: &AppState, manager: &Manager, online: bool, do_not_disturb: bool) {
+    let presence = if online { Presence::Online } else { Presence::Offline };
+    state.hub.send(
+        &manager.id,
+        &ServerMessage::Presence {
+            presence,
+            do_not_disturb,
+        },
+    );
+}
+
+fn internal_error() -> ServerMessage {
+    ServerMessage::Error {
+        code: "internal".into(),
+        message: "the request could not be carried out; try again".into(),
+    }
+}
+
+async fn send_json(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => true,
+    }
+}

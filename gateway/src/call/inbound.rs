@@ -1,0 +1,299 @@
+//! The actor that owns one inbound phone call: it alone touches the call's state. It is reached
+//! through a bounded queue ([`CallInput`]) and answers the carrier through the SIP service.
+//!
+//! Steps: dialled number → channel (404 if unknown, 403 if the channel cannot take calls),
+//! customer by caller number, a new call consultation, then ringing driven by the pure
+//! [`Ringing`] core until an outcome.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use schemas::missed::MissedReason;
+use schemas::ws::{RingStopReason, ServerMessage};
+use sip::endpoint::Peer;
+use sip::message;
+use sip::sdp;
+use sip::transaction::TransactionKey;
+use tokio::sync::mpsc;
+
+use super::ringing::{RingAction, RingInput, Ringing, StopReason};
+use super::CallInput;
+use crate::db::{self, Direction, NewPhoneCall};
+use crate::phone_number::normalize_e164;
+use crate::sip_service::service::unix_ms;
+use crate::sip_service::SipCommand;
+use crate::state::AppState;
+
+/// Everything the SIP service learned while admitting the INVITE.
+#[derive(Debug)]
+pub struct InboundCall {
+    pub key: TransactionKey,
+    pub request: rsip::Request,
+    pub peer: Peer,
+    pub call_id: String,
+    pub trunk_index: usize,
+    pub trunk_id: String,
+    /// The channel whose trunk delivered the call: it must own the dialled number.
+    pub trunk_channel_id: String,
+    /// Our To tag for every response in this dialog (RFC 3261 §8.2.6.2).
+    pub to_tag: String,
+    pub contact: String,
+    /// The negotiated SDP answer, or `None` for an INVITE without an offer.
+    pub offer: Option<sdp::Answer>,
+}
+
+/// Local media description for offer/answer. The RTP port is allocated when a manager answers
+/// (the media issue); until then only the codec choice matters.
+pub fn local_media(address: std::net::IpAddr) -> sdp::LocalMedia {
+    sdp::LocalMedia {
+        address,
+        rtp_port: 0,
+        codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
+        telephone_event: true,
+        session_id: 0,
+        session_version: 0,
+        username: "gateway".to_string(),
+    }
+}
+
+struct Ctx {
+    call: InboundCall,
+    state: Arc<AppState>,
+    sip: mpsc::Sender<SipCommand>,
+}
+
+impl Ctx {
+    /// Answers the INVITE; every response but 100 carries our To tag.
+    async fn respond(&self, status: u16, reason: Option<&str>) {
+        let tag = (status > 100).then_some(self.call.to_tag.as_str());
+        let mut response = message::build_response(&self.call.request, status, reason, tag);
+        if (101..300).contains(&status) {
+            // §12.1.1: a response that creates a dialog carries a Contact.
+            response = message::with_header(response, rsip::Header::Other("Contact".into(), self.call.contact.clone()));
+        }
+        let _ = self
+            .sip
+            .send(SipCommand::Respond {
+                key: self.call.key.clone(),
+                response,
+            })
+            .await;
+    }
+
+    async fn respond_in_dialog(&self, key: TransactionKey, request: &rsip::Request, status: u16) {
+        let mut response = message::build_response(request, status, None, None);
+        if status == 405 || status == 501 {
+            response = message::with_header(response, rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()));
+        }
+        let _ = self.sip.send(SipCommand::Respond { key, response }).await;
+    }
+}
+
+pub async fn run(
+    call: InboundCall,
+    state: Arc<AppState>,
+    tx: mpsc::Sender<CallInput>,
+    mut rx: mpsc::Receiver<CallInput>,
+    sip: mpsc::Sender<SipCommand>,
+) {
+    let call_id = call.call_id.clone();
+    let trunk_index = call.trunk_index;
+    let ctx = Ctx { call, state, sip };
+    if let Err(e) = handle(&ctx, tx, &mut rx).await {
+        tracing::error!(call_id = %call_id, error = %e, "call failed");
+        // RFC 3261 §21.5.1: our own failure.
+        ctx.respond(500, None).await;
+    }
+    let _ = ctx
+        .sip
+        .send(SipCommand::CallEnded {
+            call_id,
+            trunk_index,
+        })
+        .await;
+}
+
+/// The user part of a SIP URI (`sip:07012345678@host` → `07012345678`).
+fn uri_user(uri: &rsip::Uri) -> Option<String> {
+    uri.auth.as_ref().map(|a| a.user.clone())
+}
+
+fn caller_number(request: &rsip::Request) -> Option<String> {
+    use rsip::prelude::*;
+    let from = request.from_header().ok()?.typed().ok()?;
+    // P-Asserted-Identity would be more trustworthy on some trunks; From is what all send.
+    uri_user(&from.uri).and_then(|u| normalize_e164(&u).ok())
+}
+
+fn dialled_number(request: &rsip::Request) -> Option<String> {
+    use rsip::prelude::*;
+    let from_ruri = uri_user(&request.uri).and_then(|u| normalize_e164(&u).ok());
+    from_ruri.or_else(|| {
+        let to = request.to_header().ok()?.typed().ok()?;
+        uri_user(&to.uri).and_then(|u| normalize_e164(&u).ok())
+    })
+}
+
+async fn handle(
+    ctx: &Ctx,
+    tx: mpsc::Sender<CallInput>,
+    rx: &mut mpsc::Receiver<CallInput>,
+) -> anyhow::Result<()> {
+    let db = &ctx.state.db;
+    let request = &ctx.call.request;
+    let Some(dialled) = dialled_number(request) else {
+        ctx.respond(404, None).await;
+        return Ok(());
+    };
+    let channel = match db.channel_for_number(&dialled).await? {
+        Some((_, channel)) if channel.id == ctx.call.trunk_channel_id => channel,
+        Some((_, channel)) => {
+            tracing::info!(number = %dialled, channel = %channel.id, trunk = %ctx.call.trunk_id,
+                "number belongs to a channel this trunk does not serve");
+            ctx.respond(404, None).await;
+            return Ok(());
+        }
+        None => {
+            tracing::info!(number = %dialled, "INVITE for an unknown number");
+            ctx.respond(404, None).await;
+            return Ok(());
+        }
+    };
+    if channel.plan != db::Plan::Paid {
+        tracing::info!(channel = %channel.id, "call refused: channel is not on a paid plan");
+        ctx.respond(403, Some("Channel Not On A Paid Plan")).await;
+        return Ok(());
+    }
+    if !channel.business_verified {
+        tracing::info!(channel = %channel.id, "call refused: channel business is not verified");
+        ctx.respond(403, Some("Channel Business Not Verified")).await;
+        return Ok(());
+    }
+
+    let now_ms = unix_ms();
+    let caller = caller_number(request);
+    let customer = match &caller {
+        Some(number) => db.find_or_create_customer_by_phone(&channel.id, number, now_ms).await?,
+        // A withheld number (anonymous) is a new customer each time: nothing to match on.
+        None => db.create_customer(&channel.id, now_ms).await?,
+    };
+    let from_number = caller.clone().unwrap_or_else(|| "anonymous".to_string());
+    let (consultation, _meet, record) = db
+        .open_phone_consultation(
+            &channel.id,
+            &customer.id,
+            Direction::Inbound,
+            &NewPhoneCall {
+                sip_call_id: &ctx.call.call_id,
+                from_number: &from_number,
+                to_number: &dialled,
+                trunk_id: &ctx.call.trunk_id,
+            },
+            now_ms,
+        )
+        .await?;
+    ctx.state.calls.insert(&consultation.id, tx);
+    let result = ring(ctx, rx, &channel.id, &consultation.id, &record, caller, &dialled, &customer).await;
+    ctx.state.calls.remove(&consultation.id);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ring(
+    ctx: &Ctx,
+    rx: &mut mpsc::Receiver<CallInput>,
+    channel_id: &str,
+    consultation_id: &str,
+    record: &db::CallRecord,
+    caller: Option<String>,
+    dialled: &str,
+    customer: &db::Customer,
+) -> anyhow::Result<()> {
+    let db = &ctx.state.db;
+    let started = Instant::now();
+    let ring_timeout = ctx.state.config.ring_timeout;
+    let mut ringing = Ringing::new(started, ring_timeout);
+    let expires_at_ms = unix_ms() + i64::try_from(ring_timeout.as_millis()).unwrap_or(0);
+    loop {
+        while let Some(action) = ringing.poll_action() {
+            match action {
+                RingAction::ClaimNext { exclude } => {
+                    let claimed = db
+                        .claim_next_manager(channel_id, consultation_id, &exclude.iter().map(String::as_str).collect::<Vec<_>>(), unix_ms())
+                        .await?;
+                    ringing.handle_input(Instant::now(), RingInput::Claimed(claimed.map(|m| m.id)));
+                }
+                RingAction::Ring { manager_id } => {
+                    let msg = ServerMessage::Ring {
+                        consultation_id: consultation_id.to_string(),
+                        call_id: record.id.clone(),
+                        caller: caller.clone(),
+                        customer_id: customer.id.clone(),
+                        customer_name: customer.name.clone(),
+                        dialled: dialled.to_string(),
+                        ring_expires_at_ms: expires_at_ms,
+                    };
+                    let delivered = ctx.state.hub.send(&manager_id, &msg) > 0;
+                    ringing.handle_input(Instant::now(), RingInput::RingDelivered { manager_id, delivered });
+                }
+                RingAction::SendRinging => ctx.respond(180, None).await,
+                RingAction::StopRinging { manager_id, reason } => {
+                    db.release_ringing(&manager_id, consultation_id).await?;
+                    let reason = match reason {
+                        StopReason::DeclinedByManager => RingStopReason::DeclinedByYou,
+                        StopReason::Missed(r) => RingStopReason::Missed(r),
+                    };
+                    ctx.state.hub.send(
+                        &manager_id,
+                        &ServerMessage::RingStopped {
+                            consultation_id: consultation_id.to_string(),
+                            reason,
+                        },
+                    );
+                }
+                RingAction::Missed { reason, sip_status } => {
+                    // Answer the carrier first: it is waiting, the database is not.
+                    ctx.respond(sip_status, None).await;
+                    db.mark_missed(consultation_id, &record.meet_id, &record.id, to_db_reason(reason), unix_ms())
+                        .await?;
+                    tracing::info!(consultation = %consultation_id, reason = reason.as_str(), "call missed");
+                    return Ok(());
+                }
+            }
+        }
+        let deadline = ringing.poll_timeout().unwrap_or(started + ring_timeout);
+        tokio::select! {
+            input = rx.recv() => {
+                let now = Instant::now();
+                match input {
+                    Some(CallInput::CallerCancelled) => ringing.handle_input(now, RingInput::CallerCancelled),
+                    Some(CallInput::Declined { manager_id }) => ringing.handle_input(now, RingInput::Declined { manager_id }),
+                    Some(CallInput::SessionGone { manager_id }) => ringing.handle_input(now, RingInput::SessionGone { manager_id }),
+                    Some(CallInput::InDialog { key, request }) => {
+                        // Before answer only the early dialog exists; BYE is not allowed on it
+                        // from the caller (§15), and we implement no other mid-dialog method yet.
+                        let status = match request.method {
+                            rsip::Method::Bye => 481,
+                            rsip::Method::Options => 200,
+                            _ => 501,
+                        };
+                        ctx.respond_in_dialog(key, &request, status).await;
+                    }
+                    Some(CallInput::Ack(_)) => {}
+                    None => ringing.handle_input(now, RingInput::CallerCancelled),
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => ringing.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+fn to_db_reason(reason: MissedReason) -> db::MissedReason {
+    match reason {
+        MissedReason::CallerCancelled => db::MissedReason::CallerCancelled,
+        MissedReason::NoAnswer => db::MissedReason::NoAnswer,
+        MissedReason::Declined => db::MissedReason::Declined,
+        MissedReason::NoAvailableManager => db::MissedReason::NoAvailableManager,
+        MissedReason::ManagerOffline => db::MissedReason::ManagerOffline,
+    }
+}

@@ -1,0 +1,24 @@
+//! Call actors: one task owns each call. Inputs arrive on its bounded queue.
+
+pub mod inbound;
+pub mod ringing;
+
+use sip::transaction::TransactionKey;
+
+/// What can happen to a live call from outside its actor.
+#[derive(Debug)]
+pub enum CallInput {
+    /// The carrier cancelled the INVITE (the CANCEL itself was answered 200, RFC 3261 §9.2).
+    CallerCancelled,
+    /// A request inside the call's dialog (has our To tag).
+    InDialog {
+        key: TransactionKey,
+        request: Box<rsip::Request>,
+    },
+    /// An ACK for a 2xx of this call (RFC 3261 §13.3.1.4).
+    Ack(Box<rsip::Request>),
+    /// A manager declined the ring in the console.
+    Declined { manager_id: String },
+    /// The manager's last console session closed while it rang.
+    SessionGone { manager_id: String },
+}

@@ -1,0 +1,554 @@
+//! The gateway's configuration file (TOML), validated at start.
+//!
+//! Every error names the field it is about (`channels[0].trunks[0].allowed_cidrs[1]: ...`) so an
+//! operator can fix a bad file without reading code. Secrets (tokens, trunk passwords, the
+//! database URL) can come from the environment instead of the file.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::net::Cidr;
+use crate::phone_number::{normalize_e164, PhoneNumberError};
+
+/// The longest a call may ring: a fixed product rule (PRODUCT.md, "Phone").
+pub const MAX_RING_TIMEOUT_MS: u64 = 120_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The file as written. Unknown fields are errors so a typo is never silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sip: RawSip,
+    http: RawHttp,
+    database: RawDatabase,
+    #[serde(default)]
+    calls: RawCalls,
+    #[serde(default)]
+    channels: Vec<RawChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    udp_listen: Option<String>,
+    tcp_listen: Option<String>,
+    advertised_host: Option<String>,
+    #[serde(default = "default_t1_ms")]
+    t1_ms: u64,
+    #[serde(default)]
+    digest_secret: Option<String>,
+    #[serde(default)]
+    digest_secret_env: Option<String>,
+}
+
+fn default_t1_ms() -> u64 {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    url_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalls {
+    #[serde(default = "default_ring_timeout_ms")]
+    ring_timeout_ms: u64,
+}
+
+impl Default for RawCalls {
+    fn default() -> Self {
+        RawCalls {
+            ring_timeout_ms: default_ring_timeout_ms(),
+        }
+    }
+}
+
+fn default_ring_timeout_ms() -> u64 {
+    MAX_RING_TIMEOUT_MS
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    id: String,
+    name: String,
+    plan: String,
+    business_verified: bool,
+    #[serde(default)]
+    meet_voice_video_enabled: bool,
+    #[serde(default)]
+    call_rate_per_minute_minor: i64,
+    #[serde(default = "default_currency")]
+    currency: String,
+    #[serde(default = "default_language")]
+    transcription_language: String,
+    #[serde(default)]
+    numbers: Vec<String>,
+    #[serde(default)]
+    trunks: Vec<RawTrunk>,
+    #[serde(default)]
+    managers: Vec<RawManager>,
+}
+
+fn default_currency() -> String {
+    "KRW".to_string()
+}
+
+fn default_language() -> String {
+    "auto".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    id: String,
+    name: Option<String>,
+    allowed_cidrs: Vec<String>,
+    #[serde(default = "default_max_cps")]
+    max_calls_per_second: u32,
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent_calls: u32,
+    digest: Option<RawDigest>,
+}
+
+fn default_max_cps() -> u32 {
+    100
+}
+
+fn default_max_concurrent() -> u32 {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    username: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    realm: Option<String>,
+    #[serde(default = "default_algorithms")]
+    algorithms: Vec<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["SHA-256".to_string(), "MD5".to_string()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManager {
+    id: String,
+    name: String,
+    token: Option<String>,
+    token_env: Option<String>,
+    #[serde(default = "default_role")]
+    role: String,
+    #[serde(default)]
+    operator_seat: bool,
+}
+
+fn default_role() -> String {
+    "manager".to_string()
+}
+
+/// The validated configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub http_listen: SocketAddr,
+    pub database_url: String,
+    pub ring_timeout: Duration,
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub udp_listen: Option<SocketAddr>,
+    pub tcp_listen: Option<SocketAddr>,
+    /// Host written into Via/Contact; defaults to the listen address.
+    pub advertised_host: Option<String>,
+    pub t1: Duration,
+    /// Key for stateless digest nonces; random per start when not configured.
+    pub digest_secret: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    pub id: String,
+    pub name: String,
+    pub plan_paid: bool,
+    pub business_verified: bool,
+    pub meet_voice_video_enabled: bool,
+    pub call_rate_per_minute_minor: i64,
+    pub currency: String,
+    pub transcription_language: String,
+    /// E.164 numbers owned by the channel.
+    pub numbers: Vec<String>,
+    pub trunks: Vec<TrunkConfig>,
+    pub managers: Vec<ManagerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    pub id: String,
+    pub name: String,
+    pub allowed_cidrs: Vec<Cidr>,
+    pub max_calls_per_second: u32,
+    pub max_concurrent_calls: u32,
+    pub digest: Option<DigestConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    pub username: String,
+    pub password: String,
+    pub realm: String,
+    /// In the order challenges are offered (RFC 8760 §2.4: strongest first).
+    pub algorithms: Vec<sip::digest::Algorithm>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    pub admin: bool,
+    pub operator_seat: bool,
+}
+
+/// Reads an environment variable for a secret, naming the field when it is missing.
+fn secret_from_env(field: &str, var: &str) -> Result<String, ConfigError> {
+    std::env::var(var).map_err(|_| invalid(field, format!("environment variable {var} is not set")))
+}
+
+/// Exactly one of an inline value and an `_env` indirection.
+fn one_secret(
+    field: &str,
+    inline: Option<String>,
+    env: Option<String>,
+) -> Result<String, ConfigError> {
+    match (inline, env) {
+        (Some(v), None) => Ok(v),
+        (None, Some(var)) => secret_from_env(&format!("{field}_env"), &var),
+        (Some(_), Some(_)) => Err(invalid(field, format!("give {field} or {field}_env, not both"))),
+        (None, None) => Err(invalid(field, format!("missing: give {field} or {field}_env"))),
+    }
+}
+
+fn parse_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| invalid(field, format!("not an address:port: {value:?}")))
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: "<config>".to_string(),
+            message: e.to_string(),
+        })?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let udp_listen = raw
+            .sip
+            .udp_listen
+            .as_deref()
+            .map(|v| parse_addr("sip.udp_listen", v))
+            .transpose()?;
+        let tcp_listen = raw
+            .sip
+            .tcp_listen
+            .as_deref()
+            .map(|v| parse_addr("sip.tcp_listen", v))
+            .transpose()?;
+        if udp_listen.is_none() && tcp_listen.is_none() {
+            return Err(invalid(
+                "sip",
+                "set sip.udp_listen and/or sip.tcp_listen: the gateway needs a SIP transport",
+            ));
+        }
+        if !(50..=10_000).contains(&raw.sip.t1_ms) {
+            return Err(invalid("sip.t1_ms", "must be between 50 and 10000 (RFC 3261 default 500)"));
+        }
+        let digest_secret = match (raw.sip.digest_secret, raw.sip.digest_secret_env) {
+            (None, None) => None,
+            (inline, env) => Some(one_secret("sip.digest_secret", inline, env)?.into_bytes()),
+        };
+        let http_listen = parse_addr("http.listen", &raw.http.listen)?;
+        let database_url = match (raw.database.url, raw.database.url_env) {
+            (Some(url), None) => url,
+            (inline, env) => one_secret("database.url", inline, env)?,
+        };
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres:// (postgresql://)",
+            ));
+        }
+        let ring_timeout_ms = raw.calls.ring_timeout_ms;
+        if ring_timeout_ms == 0 || ring_timeout_ms > MAX_RING_TIMEOUT_MS {
+            return Err(invalid(
+                "calls.ring_timeout_ms",
+                format!("must be between 1 and {MAX_RING_TIMEOUT_MS} (ringing lasts at most 120 s)"),
+            ));
+        }
+
+        let mut channels = Vec::new();
+        let mut seen_numbers = std::collections::HashSet::new();
+        let mut seen_tokens = std::collections::HashSet::new();
+        for (ci, ch) in raw.channels.into_iter().enumerate() {
+            let at = format!("channels[{ci}]");
+            if ch.id.trim().is_empty() {
+                return Err(invalid(format!("{at}.id"), "must not be empty"));
+            }
+            let plan_paid = match ch.plan.as_str() {
+                "paid" => true,
+                "free" => false,
+                other => {
+                    return Err(invalid(
+                        format!("{at}.plan"),
+                        format!("must be \"paid\" or \"free\", not {other:?}"),
+                    ))
+                }
+            };
+            if ch.call_rate_per_minute_minor < 0 {
+                return Err(invalid(format!("{at}.call_rate_per_minute_minor"), "must be >= 0"));
+            }
+            if !matches!(ch.transcription_language.as_str(), "auto" | "ko" | "en") {
+                return Err(invalid(
+                    format!("{at}.transcription_language"),
+                    "must be \"auto\", \"ko\" or \"en\"",
+                ));
+            }
+            let mut numbers = Vec::new();
+            for (ni, n) in ch.numbers.iter().enumerate() {
+                let field = format!("{at}.numbers[{ni}]");
+                let e164 = normalize_e164(n).map_err(|e: PhoneNumberError| invalid(&field, e.to_string()))?;
+                if !seen_numbers.insert(e164.clone()) {
+                    return Err(invalid(field, format!("{n} is configured twice")));
+                }
+                numbers.push(e164);
+            }
+            let mut trunks = Vec::new();
+            for (ti, t) in ch.trunks.into_iter().enumerate() {
+                let tat = format!("{at}.trunks[{ti}]");
+                if t.allowed_cidrs.is_empty() {
+                    return Err(invalid(
+                        format!("{tat}.allowed_cidrs"),
+                        "list at least one carrier address or CIDR",
+                    ));
+                }
+                let mut cidrs = Vec::new();
+                for (i, c) in t.allowed_cidrs.iter().enumerate() {
+                    cidrs.push(
+                        c.parse::<Cidr>()
+                            .map_err(|e| invalid(format!("{tat}.allowed_cidrs[{i}]"), e.to_string()))?,
+                    );
+                }
+                if t.max_calls_per_second == 0 {
+                    return Err(invalid(format!("{tat}.max_calls_per_second"), "must be > 0"));
+                }
+                if t.max_concurrent_calls == 0 {
+                    return Err(invalid(format!("{tat}.max_concurrent_calls"), "must be > 0"));
+                }
+                let digest = match t.digest {
+                    None => None,
+                    Some(d) => {
+                        let dat = format!("{tat}.digest");
+                        let password = one_secret(&format!("{dat}.password"), d.password, d.password_env)?;
+                        let mut algorithms = Vec::new();
+                        for (ai, a) in d.algorithms.iter().enumerate() {
+                            algorithms.push(sip::digest::Algorithm::parse(a).ok_or_else(|| {
+                                invalid(
+                                    format!("{dat}.algorithms[{ai}]"),
+                                    format!("{a:?} is not \"SHA-256\" or \"MD5\""),
+                                )
+                            })?);
+                        }
+                        if algorithms.is_empty() {
+                            return Err(invalid(format!("{dat}.algorithms"), "list at least one"));
+                        }
+                        Some(DigestConfig {
+                            username: d.username,
+                            password,
+                            realm: d.realm.unwrap_or_else(|| ch.id.clone()),
+                            algorithms,
+                        })
+                    }
+                };
+                trunks.push(TrunkConfig {
+                    name: t.name.unwrap_or_else(|| t.id.clone()),
+                    id: t.id,
+                    allowed_cidrs: cidrs,
+                    max_calls_per_second: t.max_calls_per_second,
+                    max_concurrent_calls: t.max_concurrent_calls,
+                    digest,
+                });
+            }
+            let mut managers = Vec::new();
+            for (mi, m) in ch.managers.into_iter().enumerate() {
+                let mat = format!("{at}.managers[{mi}]");
+                let token = one_secret(&format!("{mat}.token"), m.token, m.token_env)?;
+                if token.len() < 8 {
+                    return Err(invalid(format!("{mat}.token"), "must be at least 8 characters"));
+                }
+                if !seen_tokens.insert(token.clone()) {
+                    return Err(invalid(format!("{mat}.token"), "is used by another manager"));
+                }
+                let admin = match m.role.as_str() {
+                    "manager" => false,
+                    "admin" => true,
+                    other => {
+                        return Err(invalid(
+                            format!("{mat}.role"),
+                            format!("must be \"manager\" or \"admin\", not {other:?}"),
+                        ))
+                    }
+                };
+                managers.push(ManagerConfig {
+                    id: m.id,
+                    name: m.name,
+                    token,
+                    admin,
+                    operator_seat: m.operator_seat,
+                });
+            }
+            channels.push(ChannelConfig {
+                id: ch.id,
+                name: ch.name,
+                plan_paid,
+                business_verified: ch.business_verified,
+                meet_voice_video_enabled: ch.meet_voice_video_enabled,
+                call_rate_per_minute_minor: ch.call_rate_per_minute_minor,
+                currency: ch.currency,
+                transcription_language: ch.transcription_language,
+                numbers,
+                trunks,
+                managers,
+            });
+        }
+
+        Ok(Config {
+            sip: SipConfig {
+                udp_listen,
+                tcp_listen,
+                advertised_host: raw.sip.advertised_host,
+                t1: Duration::from_millis(raw.sip.t1_ms),
+                digest_secret,
+            },
+            http_listen,
+            database_url,
+            ring_timeout: Duration::from_millis(ring_timeout_ms),
+            channels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/gateway.example.toml");
+
+    #[test]
+    fn example_config_is_valid_and_has_the_demo_channel() {
+        let cfg = Config::parse(EXAMPLE).expect("example config parses");
+        assert_eq!(cfg.sip.udp_listen, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(cfg.sip.tcp_listen, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(cfg.http_listen, "127.0.0.1:8080".parse().unwrap());
+        let demo = &cfg.channels[0];
+        assert_eq!(demo.id, "demo");
+        assert!(demo.plan_paid && demo.business_verified);
+        assert_eq!(demo.numbers, vec!["+827012345678".to_string()]);
+        assert_eq!(demo.trunks.len(), 1);
+        assert!(demo.trunks[0].allowed_cidrs[0].contains("127.0.0.1".parse().unwrap()));
+        assert!(!demo.trunks[0].allowed_cidrs[0].contains("127.0.0.2".parse().unwrap()));
+        let tokens: Vec<_> = demo.managers.iter().map(|m| m.token.as_str()).collect();
+        assert!(tokens.contains(&"demo-manager-1") && tokens.contains(&"demo-manager-2"));
+        assert!(demo.managers.iter().any(|m| m.admin && m.token == "demo-admin"));
+        assert_eq!(cfg.ring_timeout, Duration::from_secs(120));
+    }
+
+    fn error_for(edit: impl Fn(&str) -> String) -> String {
+        Config::parse(&edit(EXAMPLE)).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = error_for(|s| s.replace("127.0.0.1/32", "127.0.0.1/33"));
+        assert!(e.contains("channels[0].trunks[0].allowed_cidrs[0]"), "{e}");
+        let e = error_for(|s| s.replace("plan = \"paid\"", "plan = \"gold\""));
+        assert!(e.contains("channels[0].plan"), "{e}");
+        let e = error_for(|s| s.replace("ring_timeout_ms = 120000", "ring_timeout_ms = 120001"));
+        assert!(e.contains("calls.ring_timeout_ms"), "{e}");
+        let e = error_for(|s| s.replace("\"07012345678\"", "\"12\""));
+        assert!(e.contains("channels[0].numbers[0]"), "{e}");
+        let e = error_for(|s| s.replace("[http]", "[http]\nlisten_typo = 1"));
+        assert!(e.contains("listen_typo"), "{e}");
+        let e = error_for(|s| s.replace("listen = \"127.0.0.1:8080\"", "listen = \"nowhere\""));
+        assert!(e.contains("http.listen"), "{e}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_the_environment() {
+        let text = EXAMPLE.replace(
+            "token = \"demo-manager-1\"",
+            "token_env = \"GATEWAY_TEST_SECRET_TOKEN_UNSET\"",
+        );
+        let e = Config::parse(&text).expect_err("unset variable").to_string();
+        assert!(e.contains("GATEWAY_TEST_SECRET_TOKEN_UNSET"), "{e}");
+        assert!(e.contains("channels[0].managers[0].token_env"), "{e}");
+        // PATH is always set; long enough to pass the token length rule.
+        let text = EXAMPLE.replace("token = \"demo-manager-1\"", "token_env = \"PATH\"");
+        let cfg = Config::parse(&text).expect("env token");
+        assert_eq!(cfg.channels[0].managers[0].token, std::env::var("PATH").unwrap());
+    }
+}

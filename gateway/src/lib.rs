@@ -1,0 +1,18 @@
+//! The gateway as a library, so the integration tests can start it in-process.
+//!
+//! - [`sip_service`]: socket drivers and the task that owns the sans-IO SIP endpoint.
+//! - [`call`]: one actor per call (admission to the domain, ringing, outcomes).
+//! - [`db`]: repositories over SQLite or PostgreSQL (one migrations folder in `schemas/`).
+//! - [`api`]: HTTP: health, manager WebSocket.
+
+pub mod api;
+pub mod call;
+pub mod config;
+pub mod db;
+pub mod hub;
+pub mod net;
+pub mod phone_number;
+pub mod server;
+pub mod sip_service;
+pub mod state;
+pub mod trunk_limits;

@@ -1,0 +1,232 @@
+//! Starting a gateway node: database, seeding from the config, sockets and tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::api;
+use crate::api::auth::token_sha256;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::hub::ManagerHub;
+use crate::sip_service::service::{ServiceParts, COMMAND_QUEUE_LEN};
+use crate::sip_service::transport::{self, TransportStats};
+use crate::sip_service::{SipService, SipStats};
+use crate::state::{AppState, CallRegistry};
+
+/// Datagrams and framed messages waiting for the SIP service.
+const INBOUND_QUEUE_LEN: usize = 8192;
+
+/// Knobs tests set; production uses the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// Seed for tags and nonces, for reproducible runs; random when `None`.
+    pub rng_seed: Option<u64>,
+}
+
+pub struct RunningServer {
+    pub sip_udp: Option<SocketAddr>,
+    pub sip_tcp: Option<SocketAddr>,
+    pub http: SocketAddr,
+    pub state: Arc<AppState>,
+    pub sip_stats: Arc<SipStats>,
+    pub transport_stats: Arc<TransportStats>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops every task of this node (tests start and stop many).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Writes the configuration's channels, numbers, trunks and managers into the database.
+pub async fn seed(db: &Db, config: &Config, now_ms: i64) -> anyhow::Result<()> {
+    for ch in &config.channels {
+        db.upsert_channel(&db::Channel {
+            id: ch.id.clone(),
+            name: ch.name.clone(),
+            plan: if ch.plan_paid { db::Plan::Paid } else { db::Plan::Free },
+            business_verified: ch.business_verified,
+            meet_voice_video_enabled: ch.meet_voice_video_enabled,
+            call_rate_per_minute_minor: ch.call_rate_per_minute_minor,
+            currency: ch.currency.clone(),
+            ring_all_phone_team: false,
+            transcription_language: ch.transcription_language.parse().unwrap_or(db::TranscriptionLanguage::Auto),
+            created_at_ms: now_ms,
+        })
+        .await
+        .with_context(|| format!("seeding channel {}", ch.id))?;
+        for n in &ch.numbers {
+            db.upsert_phone_number(&db::PhoneNumber {
+                id: n.clone(),
+                channel_id: ch.id.clone(),
+                number_e164: n.clone(),
+                label: None,
+            })
+            .await
+            .with_context(|| format!("seeding number {n}"))?;
+        }
+        for t in &ch.trunks {
+            db.upsert_trunk(&db::Trunk {
+                id: t.id.clone(),
+                channel_id: ch.id.clone(),
+                name: t.name.clone(),
+                allowed_cidrs: t.allowed_cidrs.iter().map(ToString::to_string).collect(),
+                auth_username: t.digest.as_ref().map(|d| d.username.clone()),
+                // The password stays in the configuration (or its environment variable).
+                auth_password: None,
+                auth_realm: t.digest.as_ref().map(|d| d.realm.clone()),
+                max_calls_per_second: i64::from(t.max_calls_per_second),
+                max_concurrent_calls: i64::from(t.max_concurrent_calls),
+                outbound_proxy: None,
+                registrar_uri: None,
+                register_username: None,
+                register_password: None,
+                register_expires_s: None,
+            })
+            .await
+            .with_context(|| format!("seeding trunk {}", t.id))?;
+        }
+        for m in &ch.managers {
+            db.upsert_manager(
+                &db::ManagerSeed {
+                    id: m.id.clone(),
+                    channel_id: ch.id.clone(),
+                    name: m.name.clone(),
+                    token_sha256: token_sha256(&m.token),
+                    role: if m.admin { db::Role::Admin } else { db::Role::Manager },
+                    operator_seat: m.operator_seat,
+                },
+                now_ms,
+            )
+            .await
+            .with_context(|| format!("seeding manager {}", m.id))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<RunningServer> {
+    if let Some(path) = config.database_url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    let db = Db::connect(&config.database_url)
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact(&config.database_url)))?;
+    db.migrate().await.context("running migrations")?;
+    let now_ms = crate::sip_service::service::unix_ms();
+    seed(&db, &config, now_ms).await?;
+    // Sessions and rings do not survive a restart of this node.
+    db.reset_live_state().await.context("resetting presence and rings")?;
+
+    let udp = match config.sip.udp_listen {
+        Some(addr) => Some(Arc::new(
+            UdpSocket::bind(addr).await.with_context(|| format!("binding SIP UDP on {addr}"))?,
+        )),
+        None => None,
+    };
+    let udp_addr = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let tcp_listen = match (config.sip.tcp_listen, udp_addr) {
+        // Port 0 for both means "the same free port" (tests), as carriers expect on 5060.
+        (Some(t), Some(u)) if t.port() == 0 && t.ip() == u.ip() => Some(u),
+        (t, _) => t,
+    };
+    let tcp = match tcp_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding SIP TCP on {addr}"))?),
+        None => None,
+    };
+    let tcp_addr = tcp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let http = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let http_addr = http.local_addr()?;
+
+    let state = Arc::new(AppState {
+        config,
+        db,
+        hub: ManagerHub::default(),
+        calls: CallRegistry::default(),
+    });
+    let sip_stats = Arc::new(SipStats::default());
+    let transport_stats = Arc::new(TransportStats::default());
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_LEN);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
+    let service = SipService::new(
+        ServiceParts {
+            state: state.clone(),
+            udp: udp.clone(),
+            udp_addr,
+            tcp_addr,
+            stats: sip_stats.clone(),
+            rng_seed: options.rng_seed,
+        },
+        cmd_tx,
+    );
+    let mut tasks = vec![tokio::spawn(service.run(inbound_rx, cmd_rx))];
+    if let Some(sock) = udp {
+        tasks.push(tokio::spawn(transport::run_udp(sock, inbound_tx.clone(), transport_stats.clone())));
+    }
+    if let Some(listener) = tcp {
+        tasks.push(tokio::spawn(transport::run_tcp_listener(
+            listener,
+            inbound_tx.clone(),
+            sip::message::Limits::default(),
+            transport_stats.clone(),
+        )));
+    }
+    let router = api::router(state.clone(), sip_stats.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, router).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    }));
+    tracing::info!(sip_udp = ?udp_addr, sip_tcp = ?tcp_addr, http = %http_addr, "gateway started");
+    Ok(RunningServer {
+        sip_udp: udp_addr,
+        sip_tcp: tcp_addr,
+        http: http_addr,
+        state,
+        sip_stats,
+        transport_stats,
+        tasks,
+    })
+}
+
+/// Hides the password of a database URL in messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("sqlite:var/g.db"), "sqlite:var/g.db");
+    }
+}

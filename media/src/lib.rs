@@ -1,0 +1,1 @@
+//! Media stages without IO.

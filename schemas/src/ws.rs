@@ -1,0 +1,98 @@
+//! The manager console's WebSocket protocol (`GET /v1/ws`, bearer token of the manager).
+//! JSON text frames, one message each, tagged by `type`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::missed::MissedReason;
+
+/// Gateway → manager browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once after the socket is authenticated.
+    Hello {
+        manager_id: String,
+        channel_id: String,
+        presence: Presence,
+        do_not_disturb: bool,
+    },
+    /// An incoming phone call rings this manager.
+    Ring {
+        consultation_id: String,
+        call_id: String,
+        /// Caller number in E.164, or `None` when the caller withheld it.
+        caller: Option<String>,
+        customer_id: String,
+        customer_name: Option<String>,
+        /// Dialled number (the channel's 070 number) in E.164.
+        dialled: String,
+        /// Unix ms after which the ring stops by itself.
+        ring_expires_at_ms: i64,
+    },
+    /// The ring for this consultation stopped for this manager.
+    RingStopped {
+        consultation_id: String,
+        reason: RingStopReason,
+    },
+    /// Presence or do-not-disturb changed (echo of the manager's own request, or another tab).
+    Presence {
+        presence: Presence,
+        do_not_disturb: bool,
+    },
+    /// A request from the browser could not be carried out.
+    Error { code: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingStopReason {
+    /// The call ended as missed with this reason.
+    Missed(MissedReason),
+    /// This manager declined; the call may ring someone else.
+    DeclinedByYou,
+    /// Answered (on another tab or by another manager).
+    Answered,
+}
+
+/// Manager browser → gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Decline { consultation_id: String },
+    SetPresence { presence: Presence },
+    SetDoNotDisturb { enabled: bool },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged_snake_case() {
+        let m = ClientMessage::Decline {
+            consultation_id: "c1".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"decline","consultation_id":"c1"}"#
+        );
+        let stop = ServerMessage::RingStopped {
+            consultation_id: "c1".into(),
+            reason: RingStopReason::Missed(MissedReason::CallerCancelled),
+        };
+        let json = serde_json::to_string(&stop).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"ring_stopped","consultation_id":"c1","reason":{"missed":"caller_cancelled"}}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerMessage>(&json).unwrap(), stop);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine as root (safe to re-run):
+# installs what is missing (sipp, PostgreSQL, a C toolchain), starts a throwaway PostgreSQL,
+# then runs every unit, database (SQLite and PostgreSQL) and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config sipp:sip-tester \
+  initdb:postgresql runuser:util-linux
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+eval "$(tests/scripts/start-postgres.sh)"
+export GATEWAY_REQUIRE_PG=1
+
+# Two cores: keep the build and the test threads within them.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"

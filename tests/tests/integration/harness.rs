@@ -1,0 +1,228 @@
+//! Starting gateways, managers and sipp for the integration tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use gateway::config::Config;
+use gateway::server::{RunningServer, StartOptions};
+use schemas::ws::{ClientMessage, ServerMessage};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const DEMO_NUMBER: &str = "07012345678";
+
+/// The workspace root (tests run with the crate directory as cwd).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    workspace_root().join("tests/sipp").join(name)
+}
+
+fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    )
+}
+
+pub struct GatewayOptions {
+    pub ring_timeout_ms: u64,
+    /// Applied to the example configuration text before parsing.
+    pub edit: Box<dyn Fn(String) -> String + Send>,
+    /// A database URL; a fresh SQLite file when `None`.
+    pub database_url: Option<String>,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            ring_timeout_ms: 10_000,
+            edit: Box::new(|s| s),
+            database_url: None,
+        }
+    }
+}
+
+pub struct Gateway {
+    pub server: RunningServer,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Gateway {
+    /// The demo configuration on free loopback ports and a private database.
+    pub async fn start(opts: GatewayOptions) -> anyhow::Result<Gateway> {
+        let dir = std::env::temp_dir().join(unique_name("gw-test"));
+        std::fs::create_dir_all(&dir)?;
+        let db_url = opts
+            .database_url
+            .unwrap_or_else(|| format!("sqlite:{}", dir.join("gateway.db").display()));
+        let example = std::fs::read_to_string(workspace_root().join("deploy/gateway.example.toml"))?;
+        let text = example
+            .replace("udp_listen = \"127.0.0.1:5060\"", "udp_listen = \"127.0.0.1:0\"")
+            .replace("tcp_listen = \"127.0.0.1:5060\"", "tcp_listen = \"127.0.0.1:0\"")
+            .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+            .replace("url = \"sqlite:var/gateway.db\"", &format!("url = \"{db_url}\""))
+            .replace("ring_timeout_ms = 120000", &format!("ring_timeout_ms = {}", opts.ring_timeout_ms));
+        let text = (opts.edit)(text);
+        let config = Config::parse(&text).context("test configuration")?;
+        let server = gateway::server::start(config, StartOptions { rng_seed: Some(7) }).await?;
+        let sip = server.sip_udp.context("udp")?;
+        let http = server.http;
+        Ok(Gateway { server, sip, http, dir })
+    }
+
+    pub fn db(&self) -> &gateway::db::Db {
+        &self.server.state.db
+    }
+
+    pub async fn manager(&self, token: &str) -> anyhow::Result<Manager> {
+        Manager::connect(self.http, token).await
+    }
+}
+
+/// A programmatic manager console: the same WebSocket as the browser.
+pub struct Manager {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub id: String,
+}
+
+impl Manager {
+    pub async fn connect(http: SocketAddr, token: &str) -> anyhow::Result<Manager> {
+        let mut req = format!("ws://{http}/v1/ws").into_client_request()?;
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.context("ws connect")?;
+        let mut m = Manager { ws, id: String::new() };
+        match m.next(Duration::from_secs(5)).await? {
+            ServerMessage::Hello { manager_id, .. } => m.id = manager_id,
+            other => bail!("expected hello, got {other:?}"),
+        }
+        Ok(m)
+    }
+
+    pub async fn next(&mut self, within: Duration) -> anyhow::Result<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("no message in time")?
+                .context("socket closed")??;
+            if let Message::Text(text) = msg {
+                return Ok(serde_json::from_str(text.as_str())?);
+            }
+        }
+    }
+
+    /// Waits for a ring, skipping other messages.
+    pub async fn ring(&mut self, within: Duration) -> anyhow::Result<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.next(left).await?;
+            if matches!(m, ServerMessage::Ring { .. }) {
+                return Ok(m);
+            }
+        }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMessage) -> anyhow::Result<()> {
+        self.ws.send(Message::Text(serde_json::to_string(msg)?.into())).await?;
+        Ok(())
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A free local port for sipp (UDP and TCP both checked).
+pub fn free_port(ip: &str) -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind((ip, 0)).expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Sipp {
+    pub scenario: &'static str,
+    pub local_ip: &'static str,
+    pub tcp: bool,
+    pub calls: u32,
+    pub rate_per_s: u32,
+    pub pause_ms: u32,
+    pub service: String,
+}
+
+impl Sipp {
+    pub fn new(scenario: &'static str) -> Sipp {
+        Sipp {
+            scenario,
+            local_ip: "127.0.0.1",
+            tcp: false,
+            calls: 1,
+            rate_per_s: 10,
+            pause_ms: 300,
+            service: DEMO_NUMBER.to_string(),
+        }
+    }
+
+    /// Runs sipp to completion; Ok when every call followed the scenario.
+    pub async fn run(&self, target: SocketAddr) -> anyhow::Result<()> {
+        let out = self.output(target).await?;
+        if !out.status.success() {
+            bail!(
+                "sipp {} failed ({}):\n{}\n{}",
+                self.scenario,
+                out.status,
+                String::from_utf8_lossy(&out.stdout).chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn output(&self, target: SocketAddr) -> anyhow::Result<std::process::Output> {
+        let port = free_port(self.local_ip);
+        let media_port = free_port(self.local_ip);
+        let mut cmd = tokio::process::Command::new("sipp");
+        cmd.arg(target.to_string())
+            .arg("-sf")
+            .arg(scenario(self.scenario))
+            .args(["-s", &self.service])
+            .args(["-i", self.local_ip, "-mi", self.local_ip])
+            .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
+            .args(["-m", &self.calls.to_string(), "-r", &self.rate_per_s.to_string()])
+            .args(["-d", &self.pause_ms.to_string()])
+            .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if self.tcp {
+            cmd.args(["-t", "t1"]);
+        }
+        Ok(cmd.output().await.context("running sipp (Debian package sip-tester)")?)
+    }
+}

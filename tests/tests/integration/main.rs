@@ -1,0 +1,7 @@
+//! The integration suite: one test binary, real peers (sipp, WebSocket clients) against
+//! gateways started in-process on free loopback ports.
+
+mod harness;
+mod malformed;
+mod raw_sip;
+mod sip_trunk;
