@@ -572,3 +572,155 @@ fn response_peer(resp: &rsip::Response, peer: Peer) -> Peer {
         Err(_) => peer,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn carrier() -> Peer {
+        Peer::udp("192.0.2.10:5060".parse().unwrap())
+    }
+
+    fn invite(branch: &str) -> String {
+        format!(
+            "INVITE sip:07012345678@gw.example SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{branch}\r\n\
+             From: <sip:0212345678@carrier.example>;tag=abc\r\n\
+             To: <sip:07012345678@gw.example>\r\n\
+             Call-ID: call-{branch}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn cancel(branch: &str) -> String {
+        invite(branch).replace("INVITE sip:", "CANCEL sip:").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+    }
+
+    fn ack(branch: &str, to_tag: &str) -> String {
+        invite(branch)
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            .replace("To: <sip:07012345678@gw.example>", &format!("To: <sip:07012345678@gw.example>;tag={to_tag}"))
+    }
+
+    fn statuses(ep: &mut Endpoint) -> Vec<u16> {
+        std::iter::from_fn(|| ep.poll_transmit())
+            .map(|t| {
+                let text = String::from_utf8_lossy(&t.bytes).into_owned();
+                text.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0)
+            })
+            .collect()
+    }
+
+    fn new_request(ep: &mut Endpoint) -> (TransactionKey, rsip::Request) {
+        match ep.poll_event() {
+            Some(EndpointEvent::Request { key, request, .. }) => (key, request),
+            other => panic!("expected a request event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cancel_gets_200_and_the_invite_487_then_ack_ends_it() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        ep.handle_datagram(t0, carrier(), invite("c1").as_bytes());
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, message::build_response(&req, 180, None, Some("gw1"))).unwrap();
+        assert_eq!(statuses(&mut ep), [180]);
+        ep.handle_datagram(t0, carrier(), cancel("c1").as_bytes());
+        assert_eq!(statuses(&mut ep), [200]);
+        assert!(matches!(ep.poll_event(), Some(EndpointEvent::Cancelled { invite_key, .. }) if invite_key == key));
+        ep.respond(t0, &key, message::build_response(&req, 487, None, Some("gw1"))).unwrap();
+        assert_eq!(statuses(&mut ep), [487]);
+        // Lost ACK: Timer G resends the 487 at T1.
+        ep.handle_timeout(t0 + Duration::from_millis(500));
+        assert_eq!(statuses(&mut ep), [487]);
+        ep.handle_datagram(t0 + Duration::from_millis(600), carrier(), ack("c1", "gw1").as_bytes());
+        // The ACK of a non-2xx is absorbed by the transaction (§17.2.1), not passed up.
+        assert!(ep.poll_event().is_none());
+        // Timer I (T4) and the CANCEL's Timer J (64·T1) clean everything up.
+        ep.handle_timeout(t0 + Duration::from_secs(40));
+        assert_eq!(ep.transaction_count(), 0);
+        assert_eq!(ep.poll_timeout(), None);
+    }
+
+    #[test]
+    fn cancel_for_an_unknown_invite_is_481() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        ep.handle_datagram(t0, carrier(), cancel("nope").as_bytes());
+        assert_eq!(statuses(&mut ep), [481]);
+        assert!(ep.poll_event().is_none());
+        assert_eq!(ep.stats().cancels_unmatched, 1);
+    }
+
+    #[test]
+    fn retransmitted_invite_resends_the_last_provisional_only() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        ep.handle_datagram(t0, carrier(), invite("r1").as_bytes());
+        let (key, req) = new_request(&mut ep);
+        ep.handle_datagram(t0, carrier(), invite("r1").as_bytes());
+        // Nothing sent yet, so nothing to resend; no second request event.
+        assert!(statuses(&mut ep).is_empty());
+        assert!(ep.poll_event().is_none());
+        ep.respond(t0, &key, message::build_response(&req, 100, None, None)).unwrap();
+        ep.handle_datagram(t0, carrier(), invite("r1").as_bytes());
+        assert_eq!(statuses(&mut ep), [100, 100]);
+        assert_eq!(ep.stats().retransmissions_absorbed, 2);
+    }
+
+    #[test]
+    fn malformed_requests_are_answered_or_dropped_and_counted() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let no_cseq = invite("m1").replace("CSeq: 1 INVITE\r\n", "");
+        ep.handle_datagram(t0, carrier(), no_cseq.as_bytes());
+        let answered = statuses(&mut ep);
+        assert_eq!(answered.len(), 1);
+        assert!((400..500).contains(&answered[0]), "{answered:?}");
+        ep.handle_datagram(t0, carrier(), b"\x00\x01garbage");
+        assert!(statuses(&mut ep).is_empty());
+        assert_eq!(ep.stats().malformed_answered, 1);
+        assert_eq!(ep.stats().malformed_dropped, 1);
+        assert_eq!(ep.transaction_count(), 0);
+    }
+
+    #[test]
+    fn ack_for_2xx_and_stray_responses() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        // An ACK matching no transaction (the ACK of a 2xx has its own branch): up to the TU.
+        ep.handle_datagram(t0, carrier(), ack("other", "x").as_bytes());
+        assert!(matches!(ep.poll_event(), Some(EndpointEvent::Ack { .. })));
+        let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKzz\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        ep.handle_datagram(t0, carrier(), stray.as_bytes());
+        assert_eq!(ep.stats().stray_responses, 1);
+        assert!(ep.poll_event().is_none());
+    }
+
+    #[test]
+    fn client_transaction_times_out_on_virtual_time() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let options = "OPTIONS sip:carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKopt1\r\nFrom: <sip:gw@gw.example>;tag=g\r\nTo: <sip:carrier.example>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let rsip::SipMessage::Request(req) = rsip::SipMessage::try_from(options).unwrap() else { panic!() };
+        let key = ep.send_request(t0, carrier(), req).unwrap();
+        assert_eq!(std::iter::from_fn(|| ep.poll_transmit()).count(), 1);
+        // Timer E retransmits at 0.5 s, 1.5 s, …; Timer F gives up at 32 s.
+        let mut sent = 0;
+        let mut now = t0;
+        while let Some(at) = ep.poll_timeout() {
+            now = at;
+            ep.handle_timeout(now);
+            sent += std::iter::from_fn(|| ep.poll_transmit()).count();
+        }
+        assert_eq!(now, t0 + Duration::from_secs(32));
+        assert_eq!(sent, 10, "E at 0.5,1.5,3.5,7.5,11.5,15.5,19.5,23.5,27.5,31.5 s");
+        assert!(matches!(ep.poll_event(), Some(EndpointEvent::ClientTimeout { key: k, timer: Timer::F }) if k == key));
+        assert_eq!(ep.transaction_count(), 0);
+    }
+}

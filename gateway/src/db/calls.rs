@@ -30,7 +30,10 @@ pub fn call_charge(
     let minutes = seconds.div_ceil(60);
     let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
     let minutes = i64::try_from(minutes).unwrap_or(i64::MAX);
-    (seconds, minutes.saturating_mul(rate_per_minute_minor.max(0)))
+    (
+        seconds,
+        minutes.saturating_mul(rate_per_minute_minor.max(0)),
+    )
 }
 
 impl Db {

@@ -146,8 +146,9 @@ impl Db {
     /// `now_ms`), the meet `missed`, the call record ended with the reason and no charge, and
     /// any manager still ringing for this consultation is freed for the next call.
     ///
-    /// Fails with `Conflict` when the consultation is no longer open or the meet no longer
-    /// ringing (e.g. answered a moment earlier on another node): the first outcome wins.
+    /// Fails with `Conflict` when the call was answered or ended, the meet is no longer
+    /// ringing or the consultation no longer open (e.g. answered a moment earlier on another
+    /// node): the first outcome wins and nothing is changed.
     pub async fn mark_missed(
         &self,
         consultation_id: &str,
@@ -156,25 +157,33 @@ impl Db {
         reason: MissedReason,
         now_ms: i64,
     ) -> Result<(), DbError> {
+        // Lock order calls -> meets -> consultations -> managers, as in every other outcome
+        // transaction: on PostgreSQL a different order here deadlocked against a concurrent
+        // answer (see the `answer_racing_missed_one_wins` test).
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE consultations SET state = 'missed', missed_reason = $1, closed_at_ms = $2 \
-             WHERE id = $3 AND state = 'open'",
+            "UPDATE calls SET ended_at_ms = $1, end_reason = 'missed', ended_by = 'system', \
+                 missed_reason = $2, billable_seconds = 0, charge_minor = 0 \
+             WHERE id = $3 AND consultation_id = $4 AND ended_at_ms IS NULL \
+                 AND answered_at_ms IS NULL",
         )
-        .bind(reason.as_str())
         .bind(now_ms)
+        .bind(reason.as_str())
+        .bind(call_id)
         .bind(consultation_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
             drop(tx);
-            return Err(match self.consultation(consultation_id).await? {
-                None => DbError::not_found("consultation", consultation_id),
-                Some(c) => DbError::Conflict(format!(
-                    "consultation {consultation_id} is {}, not open",
-                    c.state
-                )),
+            return Err(if self.consultation(consultation_id).await?.is_none() {
+                DbError::not_found("consultation", consultation_id)
+            } else if self.call_record(call_id).await?.is_none() {
+                DbError::not_found("call", call_id)
+            } else {
+                DbError::Conflict(format!(
+                    "call {call_id} of consultation {consultation_id} was already answered or ended"
+                ))
             });
         }
         let updated = sqlx::query(
@@ -202,20 +211,18 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let updated = sqlx::query(
-            "UPDATE calls SET ended_at_ms = $1, end_reason = 'missed', ended_by = 'system', \
-                 missed_reason = $2, billable_seconds = 0, charge_minor = 0 \
-             WHERE id = $3 AND consultation_id = $4 AND ended_at_ms IS NULL",
+            "UPDATE consultations SET state = 'missed', missed_reason = $1, closed_at_ms = $2 \
+             WHERE id = $3 AND state = 'open'",
         )
-        .bind(now_ms)
         .bind(reason.as_str())
-        .bind(call_id)
+        .bind(now_ms)
         .bind(consultation_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated == 0 {
             return Err(DbError::Conflict(format!(
-                "call {call_id} of consultation {consultation_id} has already ended or does not exist"
+                "consultation {consultation_id} is not open"
             )));
         }
         sqlx::query(
@@ -242,11 +249,14 @@ impl Db {
     }
 
     pub async fn meet(&self, id: &str) -> Result<Option<Meet>, DbError> {
-        sqlx::query(&format!("SELECT {} FROM meets WHERE id = $1", Meet::COLUMNS))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Meet::from_row(&r))
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {} FROM meets WHERE id = $1",
+            Meet::COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Meet::from_row(&r))
+        .transpose()
     }
 }

@@ -63,6 +63,30 @@ impl Db {
         )))
     }
 
+    /// A new customer with no phone number to match on (e.g. a caller who withheld their
+    /// number: each such call is a new customer).
+    pub async fn create_customer(
+        &self,
+        channel_id: &str,
+        now_ms: i64,
+    ) -> Result<Customer, DbError> {
+        let customer = Customer {
+            id: new_id(),
+            channel_id: channel_id.to_owned(),
+            name: None,
+            created_at_ms: now_ms,
+        };
+        sqlx::query(
+            "INSERT INTO customers (id, channel_id, name, created_at_ms) VALUES ($1, $2, NULL, $3)",
+        )
+        .bind(&customer.id)
+        .bind(channel_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(customer)
+    }
+
     pub async fn customer_by_phone(
         &self,
         channel_id: &str,

@@ -87,7 +87,8 @@ impl Db {
     /// `UPDATE ... WHERE id = ? AND <still eligible>`; exactly one concurrent claimer sees one
     /// affected row (PostgreSQL re-checks the WHERE after waiting for the row lock; SQLite
     /// serializes writers). A lost race moves on to the next candidate. The consultation's
-    /// assignee is set in the same transaction. `Conflict` if the consultation is not open.
+    /// assignee is set in the same transaction. `Conflict` if the consultation is not open or
+    /// has no ringing meet (already answered or missed: nobody new may be rung for it).
     pub async fn claim_next_manager(
         &self,
         channel_id: &str,
@@ -108,23 +109,27 @@ impl Db {
             }
             for candidate in candidates {
                 let mut tx = self.pool.begin().await?;
-                let claimed = sqlx::query(&format!(
-                    "UPDATE managers SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
-                     WHERE id = $3 AND channel_id = $4 AND {ELIGIBLE}"
-                ))
+                // Rows are locked in the order every outcome transaction uses (calls -> meets
+                // -> consultations -> managers), so a claim racing an answer or a missed
+                // outcome on PostgreSQL waits for it instead of deadlocking.
+                //
+                // First the ringing meet, with a no-op UPDATE (portable `SELECT ... FOR
+                // UPDATE`): once a call is answered or missed nobody new may be rung for it,
+                // and holding this row lock makes that check race-free against `answer_call`
+                // and `mark_missed` on another node.
+                let ringing = sqlx::query(
+                    "UPDATE meets SET state = 'ringing' \
+                     WHERE consultation_id = $1 AND state = 'ringing'",
+                )
                 .bind(consultation_id)
-                .bind(now_ms)
-                .bind(&candidate.id)
-                .bind(channel_id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if claimed == 0 {
-                    // Another node (or task) got this manager first, or it just became
-                    // unavailable: try the next one.
+                if ringing == 0 {
                     tx.rollback().await?;
-                    lost.push(candidate.id);
-                    continue;
+                    return Err(DbError::Conflict(format!(
+                        "consultation {consultation_id} has no ringing meet"
+                    )));
                 }
                 let assigned = sqlx::query(
                     "UPDATE consultations SET assignee_manager_id = $1 \
@@ -141,6 +146,24 @@ impl Db {
                     return Err(DbError::Conflict(format!(
                         "consultation {consultation_id} of channel {channel_id} is not open"
                     )));
+                }
+                let claimed = sqlx::query(&format!(
+                    "UPDATE managers SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
+                     WHERE id = $3 AND channel_id = $4 AND {ELIGIBLE}"
+                ))
+                .bind(consultation_id)
+                .bind(now_ms)
+                .bind(&candidate.id)
+                .bind(channel_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    // Another node (or task) got this manager first, or it just became
+                    // unavailable: undo the assignee and try the next one.
+                    tx.rollback().await?;
+                    lost.push(candidate.id);
+                    continue;
                 }
                 tx.commit().await?;
                 return Ok(Some(Manager {
@@ -195,6 +218,19 @@ impl Db {
             }
         }
         Ok(claimed)
+    }
+
+    /// Forgets live state at process start: every manager offline, nobody ringing. Browser
+    /// sessions and rings live in the process, so after a restart none of them exists.
+    ///
+    /// Correct while ONE node uses the database. With several nodes this would also take
+    /// offline the managers connected to the other nodes: presence then needs the owning node
+    /// in the schema (a `presence_node_id` column reset per node), which is not there yet.
+    pub async fn reset_live_state(&self) -> Result<(), DbError> {
+        sqlx::query("UPDATE managers SET presence = 'offline', ringing_consultation_id = NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Stops ringing `manager_id` for `consultation_id` (declined, timed out, rung elsewhere).

@@ -171,7 +171,8 @@ impl Db {
                     // driver already enables foreign keys by default; say it anyway so the
                     // guarantee does not hang on a library default.
                     (&mut *conn).execute("PRAGMA foreign_keys = ON").await?;
-                    (&mut *conn).execute(&*format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
+                    (&mut *conn)
+                        .execute(&*format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
                         .await?;
                     // NORMAL is durable in WAL mode except for the last transactions before a
                     // power loss, and avoids an fsync per commit.

@@ -54,11 +54,14 @@ impl Db {
 
     /// Every trunk of every channel (the SIP layer loads them all to match source addresses).
     pub async fn trunks(&self) -> Result<Vec<Trunk>, DbError> {
-        sqlx::query(&format!("SELECT {} FROM trunks ORDER BY id", Trunk::COLUMNS))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Trunk::from_row)
-            .collect()
+        sqlx::query(&format!(
+            "SELECT {} FROM trunks ORDER BY id",
+            Trunk::COLUMNS
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Trunk::from_row)
+        .collect()
     }
 }

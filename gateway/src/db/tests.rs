@@ -108,11 +108,17 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    let setup = std::time::Instant::now();
     let t = TestDb::sqlite().await?;
     let started = std::time::Instant::now();
     let result = test(t.db.clone()).await;
-    eprintln!("sqlite test body: {:?}", started.elapsed());
+    let body = started.elapsed();
     t.cleanup().await?;
+    eprintln!(
+        "timing sqlite: setup {:?} body {body:?} cleanup {:?}",
+        started - setup,
+        started.elapsed() - body
+    );
     result
 }
 
@@ -121,16 +127,22 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    let setup = std::time::Instant::now();
     let Some(t) = TestDb::postgres().await? else {
         return Ok(());
     };
     let started = std::time::Instant::now();
     let result = test(t.db.clone()).await;
-    eprintln!("postgres test body: {:?}", started.elapsed());
+    let body = started.elapsed();
     // Keep a failed test's database for inspection.
     if result.is_ok() {
         t.cleanup().await?;
     }
+    eprintln!(
+        "timing postgres: setup {:?} body {body:?} cleanup {:?}",
+        started - setup,
+        started.elapsed() - body
+    );
     result
 }
 
@@ -165,6 +177,7 @@ both_backends!(
     missed_outcome_rows,
     end_call_charges_started_minutes,
     ring_all_phone_team_claims_members,
+    answer_racing_missed_one_wins,
 );
 
 // ---- fixtures ------------------------------------------------------------------------------
@@ -360,6 +373,19 @@ async fn upserts_are_idempotent_and_update(db: Db) -> Result<()> {
         matches!(orphan, Err(DbError::InvalidReference(_))),
         "{orphan:?}"
     );
+    // Restart: everyone offline and not ringing, configuration kept.
+    let (c, _, _) = incoming(&db, CALLER, T0).await?;
+    db.set_do_not_disturb("m-0", false).await?;
+    db.upsert_manager(&manager_seed("m-0", true), T0).await?;
+    ensure!(claim(&db, &c.id, &[], T0).await?.as_deref() == Some("m-0"));
+    db.reset_live_state().await?;
+    let m = db.manager("m-0").await?.context("manager")?;
+    ensure!(m.presence == Presence::Offline && m.ringing_consultation_id.is_none());
+    ensure!(m.operator_seat && m.last_assigned_at_ms == Some(T0));
+    // A withheld number: a new customer every time.
+    let a = db.create_customer(CHANNEL, T0).await?;
+    let b = db.create_customer(CHANNEL, T0).await?;
+    ensure!(a.id != b.id && db.customer(&a.id).await? == Some(a));
     ensure!(matches!(
         db.set_presence("nobody", true).await,
         Err(DbError::NotFound { .. })
@@ -394,7 +420,11 @@ async fn concurrent_find_or_create_makes_one_customer(db: Db) -> Result<()> {
     for t in tasks {
         ids.insert(t.await??.id);
     }
-    ensure!(ids.len() == 1, "20 racing calls made {} customers", ids.len());
+    ensure!(
+        ids.len() == 1,
+        "20 racing calls made {} customers",
+        ids.len()
+    );
     let count: i64 = sqlx::Row::try_get(
         &sqlx::query("SELECT COUNT(*) AS n FROM customers")
             .fetch_one(db.pool())
@@ -468,9 +498,17 @@ async fn claim_is_fair_least_recently_assigned_first(db: Db) -> Result<()> {
         now += 1000;
         let (c, _, _) = incoming(&db, CALLER, now).await?;
         let who = claim(&db, &c.id, &[], now).await?.context("someone free")?;
-        ensure!(db.consultation(&c.id).await?.context("c")?.assignee_manager_id == Some(who.clone()));
+        ensure!(
+            db.consultation(&c.id)
+                .await?
+                .context("c")?
+                .assignee_manager_id
+                == Some(who.clone())
+        );
         let m = db.manager(&who).await?.context("m")?;
-        ensure!(m.ringing_consultation_id == Some(c.id.clone()) && m.last_assigned_at_ms == Some(now));
+        ensure!(
+            m.ringing_consultation_id == Some(c.id.clone()) && m.last_assigned_at_ms == Some(now)
+        );
         // The call went unanswered on this manager: free them for the next one.
         ensure!(db.release_ringing(&who, &c.id).await?);
         order.push(who);
@@ -501,11 +539,16 @@ async fn claim_skips_unavailable_managers(db: Db) -> Result<()> {
     db.set_do_not_disturb("m-0", true).await?; // DND
     db.set_presence("m-1", false).await?; // offline
     db.upsert_manager(&manager_seed("m-2", false), T0).await?; // no operator seat
-    // m-3 is in an active meet (answered another call).
+                                                               // m-3 is in an active meet (answered another call).
     let (busy, _, busy_call) = incoming(&db, "+821000000001", T0).await?;
     ensure!(claim(&db, &busy.id, &["m-4", "m-5"], T0).await?.as_deref() == Some("m-3"));
     db.answer_call(&busy_call.id, "m-3", T0 + 1).await?;
-    ensure!(db.manager("m-3").await?.context("m-3")?.ringing_consultation_id.is_none());
+    ensure!(db
+        .manager("m-3")
+        .await?
+        .context("m-3")?
+        .ringing_consultation_id
+        .is_none());
     // m-4 is ringing for another consultation.
     let (ringing, _, _) = incoming(&db, "+821000000002", T0).await?;
     ensure!(claim(&db, &ringing.id, &["m-5"], T0).await?.as_deref() == Some("m-4"));
@@ -519,10 +562,14 @@ async fn claim_skips_unavailable_managers(db: Db) -> Result<()> {
     let (c, _, _) = incoming(&db, CALLER, T0 + 10).await?;
     ensure!(claim(&db, &c.id, &[], T0 + 10).await?.as_deref() == Some("m-5"));
     let (c2, _, _) = incoming(&db, CALLER, T0 + 11).await?;
-    ensure!(claim(&db, &c2.id, &[], T0 + 11).await?.is_none(), "nobody left");
+    ensure!(
+        claim(&db, &c2.id, &[], T0 + 11).await?.is_none(),
+        "nobody left"
+    );
 
     // When m-3's call ends they are free again (left the meet).
-    db.end_call(&busy_call.id, "bye", Some("customer"), T0 + 20).await?;
+    db.end_call(&busy_call.id, "bye", Some("customer"), T0 + 20)
+        .await?;
     ensure!(claim(&db, &c2.id, &[], T0 + 21).await?.as_deref() == Some("m-3"));
     // DND off and back online: eligible again.
     db.set_do_not_disturb("m-0", false).await?;
@@ -573,8 +620,14 @@ async fn concurrent_claims_never_share_a_manager(db: Db) -> Result<()> {
         }
     }
     let distinct: HashSet<&String> = claimed.iter().collect();
-    ensure!(distinct.len() == claimed.len(), "a manager was claimed twice: {claimed:?}");
-    ensure!(claimed.len() == 8, "all 8 managers should ring, got {claimed:?}");
+    ensure!(
+        distinct.len() == claimed.len(),
+        "a manager was claimed twice: {claimed:?}"
+    );
+    ensure!(
+        claimed.len() == 8,
+        "all 8 managers should ring, got {claimed:?}"
+    );
     // The database agrees: each manager rings for a different consultation.
     let rows = sqlx::query(
         "SELECT ringing_consultation_id FROM managers WHERE ringing_consultation_id IS NOT NULL",
@@ -613,7 +666,10 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
     let c2 = db.consultation(&c.id).await?.context("c")?;
     ensure!(c2.state == ConsultationState::Missed);
     ensure!(c2.missed_reason == Some(MissedReason::NoAnswer) && c2.closed_at_ms == Some(t_end));
-    ensure!(c2.assignee_manager_id.as_deref() == Some("m-0"), "the assignee who missed it stays");
+    ensure!(
+        c2.assignee_manager_id.as_deref() == Some("m-0"),
+        "the assignee who missed it stays"
+    );
     let m2 = db.meet(&m.id).await?.context("m")?;
     ensure!(m2.state == MeetState::Missed && m2.missed_reason == Some(MissedReason::NoAnswer));
     ensure!(m2.ended_at_ms == Some(t_end));
@@ -622,8 +678,19 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
     ensure!(r.end_reason.as_deref() == Some("missed"));
     ensure!(r.missed_reason == Some(MissedReason::NoAnswer));
     ensure!(r.billable_seconds == 0 && r.charge_minor == 0);
+    // Nobody new may be rung for a missed call.
+    let late_claim = db.claim_next_manager(CHANNEL, &c.id, &[], t_end + 1).await;
+    ensure!(
+        matches!(late_claim, Err(DbError::Conflict(_))),
+        "{late_claim:?}"
+    );
     // The ringing manager is free again.
-    ensure!(db.manager("m-0").await?.context("m-0")?.ringing_consultation_id.is_none());
+    ensure!(db
+        .manager("m-0")
+        .await?
+        .context("m-0")?
+        .ringing_consultation_id
+        .is_none());
 
     // A second outcome for the same call is refused, and changes nothing.
     let again = db
@@ -631,23 +698,33 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
         .await;
     ensure!(matches!(again, Err(DbError::Conflict(_))), "{again:?}");
     ensure!(db.end_call(&call.id, "bye", None, t_end + 1).await.is_err());
-    ensure!(db.consultation(&c.id).await?.context("c")?.missed_reason == Some(MissedReason::NoAnswer));
+    ensure!(
+        db.consultation(&c.id).await?.context("c")?.missed_reason == Some(MissedReason::NoAnswer)
+    );
 
     // Every reason is accepted by the foreign key.
     for reason in MissedReason::ALL {
         let (c, m, call) = incoming(&db, CALLER, T0).await?;
-        db.mark_missed(&c.id, &m.id, &call.id, *reason, T0 + 1).await?;
+        db.mark_missed(&c.id, &m.id, &call.id, *reason, T0 + 1)
+            .await?;
     }
     // Missed after being answered: refused, the answer won.
     let (c, m, call) = incoming(&db, CALLER, T0).await?;
     db.answer_call(&call.id, "m-0", T0 + 1).await?;
     let late = db
-        .mark_missed(&c.id, &m.id, &call.id, MissedReason::CallerCancelled, T0 + 2)
+        .mark_missed(
+            &c.id,
+            &m.id,
+            &call.id,
+            MissedReason::CallerCancelled,
+            T0 + 2,
+        )
         .await;
     ensure!(matches!(late, Err(DbError::Conflict(_))), "{late:?}");
     ensure!(db.consultation(&c.id).await?.context("c")?.state == ConsultationState::Open);
     ensure!(matches!(
-        db.mark_missed("nope", &m.id, &call.id, MissedReason::NoAnswer, T0).await,
+        db.mark_missed("nope", &m.id, &call.id, MissedReason::NoAnswer, T0)
+            .await,
         Err(DbError::NotFound { .. })
     ));
     Ok(())
@@ -655,7 +732,7 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
 
 async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
     seed_channel(&db, 1).await?; // rate 50 per minute
-    // (answered duration ms, expected billable seconds, expected charge)
+                                 // (answered duration ms, expected billable seconds, expected charge)
     let cases = [
         (0, 0, 0),
         (1, 1, 50),
@@ -681,27 +758,46 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
             r.billable_seconds,
             r.charge_minor
         );
-        ensure!(r.end_reason.as_deref() == Some("bye") && r.ended_by.as_deref() == Some("manager:m-0"));
+        ensure!(
+            r.end_reason.as_deref() == Some("bye") && r.ended_by.as_deref() == Some("manager:m-0")
+        );
         let meet = db.meet(&m.id).await?.context("meet")?;
         ensure!(meet.state == MeetState::Ended && meet.ended_at_ms == r.ended_at_ms);
         let c = db.consultation(&c.id).await?.context("c")?;
-        ensure!(c.state == ConsultationState::Open, "the consultation stays open after the call");
+        ensure!(
+            c.state == ConsultationState::Open,
+            "the consultation stays open after the call"
+        );
     }
     // Unanswered but ended normally (caller hung up early, before missed): no charge.
     let (_, _, call) = incoming(&db, CALLER, T0).await?;
-    let r = db.end_call(&call.id, "cancel", Some("customer"), T0 + 9_000).await?;
+    let r = db
+        .end_call(&call.id, "cancel", Some("customer"), T0 + 9_000)
+        .await?;
     ensure!(r.billable_seconds == 0 && r.charge_minor == 0);
     // Answering twice, or ending twice: the first wins.
     let (_, _, call) = incoming(&db, CALLER, T0).await?;
     db.answer_call(&call.id, "m-0", T0 + 1).await?;
-    ensure!(matches!(db.answer_call(&call.id, "m-0", T0 + 2).await, Err(DbError::Conflict(_))));
+    ensure!(matches!(
+        db.answer_call(&call.id, "m-0", T0 + 2).await,
+        Err(DbError::Conflict(_))
+    ));
     db.end_call(&call.id, "bye", None, T0 + 3).await?;
-    ensure!(matches!(db.end_call(&call.id, "bye", None, T0 + 4).await, Err(DbError::Conflict(_))));
-    ensure!(matches!(db.end_call("nope", "bye", None, T0).await, Err(DbError::NotFound { .. })));
+    ensure!(matches!(
+        db.end_call(&call.id, "bye", None, T0 + 4).await,
+        Err(DbError::Conflict(_))
+    ));
+    ensure!(matches!(
+        db.end_call("nope", "bye", None, T0).await,
+        Err(DbError::NotFound { .. })
+    ));
 
     // The pure function at its edges.
     ensure!(call_charge(None, T0, 50) == (0, 0));
-    ensure!(call_charge(Some(T0), T0 - 10, 50) == (0, 0), "clock going backwards");
+    ensure!(
+        call_charge(Some(T0), T0 - 10, 50) == (0, 0),
+        "clock going backwards"
+    );
     ensure!(call_charge(Some(0), 120_000, 0) == (120, 0), "free channel");
     Ok(())
 }
@@ -722,8 +818,10 @@ async fn ring_all_phone_team_claims_members(db: Db) -> Result<()> {
         phone_team: false,
     })
     .await?;
-    db.set_team_members("team-phone", &["m-0", "m-1", "m-2"]).await?;
-    db.set_team_members("team-phone", &["m-0", "m-1", "m-2"]).await?; // idempotent
+    db.set_team_members("team-phone", &["m-0", "m-1", "m-2"])
+        .await?;
+    db.set_team_members("team-phone", &["m-0", "m-1", "m-2"])
+        .await?; // idempotent
     db.set_team_members("team-other", &["m-3"]).await?;
     db.set_do_not_disturb("m-2", true).await?;
 
@@ -737,12 +835,86 @@ async fn ring_all_phone_team_claims_members(db: Db) -> Result<()> {
         .collect();
     ensure!(also == ["m-1"], "rung along: {also:?}");
     // Being rung along is not an assignment: fairness untouched.
-    ensure!(db.manager("m-1").await?.context("m-1")?.last_assigned_at_ms.is_none());
+    ensure!(db
+        .manager("m-1")
+        .await?
+        .context("m-1")?
+        .last_assigned_at_ms
+        .is_none());
     // m-1 answers: becomes the assignee; every ringing manager is freed.
     db.answer_call(&call.id, "m-1", T0 + 1).await?;
     let c2 = db.consultation(&c.id).await?.context("c")?;
     ensure!(c2.assignee_manager_id.as_deref() == Some("m-1"));
-    ensure!(db.manager("m-0").await?.context("m-0")?.ringing_consultation_id.is_none());
+    ensure!(db
+        .manager("m-0")
+        .await?
+        .context("m-0")?
+        .ringing_consultation_id
+        .is_none());
     ensure!(db.meet(&m.id).await?.context("meet")?.state == MeetState::Active);
+    Ok(())
+}
+
+async fn answer_racing_missed_one_wins(db: Db) -> Result<()> {
+    // The ring timer fires on one node while the manager answers on another: exactly one
+    // outcome is recorded, and the loser gets a clean `Conflict` (never a deadlock error).
+    seed_channel(&db, 2).await?;
+    for i in 0..15 {
+        let now = T0 + i * 1000;
+        let (c, m, call) = incoming(&db, CALLER, now).await?;
+        let who = claim(&db, &c.id, &[], now).await?.context("free manager")?;
+        let (a, b, d) = {
+            let (db1, db2, db3) = (db.clone(), db.clone(), db.clone());
+            let (c1, c2) = (c.id.clone(), c.id.clone());
+            let (call1, call2) = (call.id.clone(), call.id.clone());
+            let m_id = m.id.clone();
+            let who2 = who.clone();
+            tokio::join!(
+                tokio::spawn(
+                    async move { db1.answer_call(&call1, &who2, now + 1).await.map(|_| ()) }
+                ),
+                tokio::spawn(async move {
+                    db2.mark_missed(&c1, &m_id, &call2, MissedReason::NoAnswer, now + 1)
+                        .await
+                }),
+                // A claim for the same consultation (e.g. after a decline) joins the race.
+                tokio::spawn(async move {
+                    db3.claim_next_manager(CHANNEL, &c2, &[], now + 1)
+                        .await
+                        .map(|_| ())
+                }),
+            )
+        };
+        let (a, b, d) = (a?, b?, d?);
+        ensure!(a.is_ok() != b.is_ok(), "answer {a:?} vs missed {b:?}");
+        for r in [&a, &b, &d] {
+            if let Err(e) = r {
+                ensure!(matches!(e, DbError::Conflict(_)), "unexpected error {e:?}");
+            }
+        }
+        let c = db.consultation(&c.id).await?.context("c")?;
+        let r = db.call_record(&call.id).await?.context("call")?;
+        // Whatever the interleaving, nobody is left ringing for a call that was decided.
+        let still_ringing =
+            sqlx::query("SELECT COUNT(*) AS n FROM managers WHERE ringing_consultation_id = $1")
+                .bind(&c.id)
+                .fetch_one(db.pool())
+                .await?;
+        let still_ringing: i64 = sqlx::Row::try_get(&still_ringing, "n")?;
+        ensure!(
+            still_ringing == 0,
+            "{still_ringing} managers ringing for a decided call"
+        );
+        if a.is_ok() {
+            ensure!(
+                c.assignee_manager_id.as_deref() == Some(who.as_str()),
+                "the answerer is the assignee"
+            );
+            ensure!(c.state == ConsultationState::Open && r.answered_at_ms.is_some());
+            db.end_call(&call.id, "bye", None, now + 2).await?;
+        } else {
+            ensure!(c.state == ConsultationState::Missed && r.answered_at_ms.is_none());
+        }
+    }
     Ok(())
 }

@@ -26,7 +26,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 
 /// Our own: truncations, NULs, absurd lengths, binary noise, header floods.
 fn garbage() -> Vec<(String, Vec<u8>)> {
-    let valid = b"INVITE sip:07012345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKg1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:07012345678@127.0.0.1>\r\nCall-ID: g1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let valid = b"INVITE sip:07012345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKg1;rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:07012345678@127.0.0.1>\r\nCall-ID: g1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".to_vec();
     let mut out = vec![
         ("empty".to_string(), Vec::new()),
         ("crlf".to_string(), b"\r\n\r\n".to_vec()),
@@ -84,6 +84,7 @@ async fn torture_and_garbage_never_break_the_gateway() {
             answered += 1;
         }
     }
+    // Our own garbage asks for rport (RFC 3581), so its answers come back to this socket.
     assert!(answered > 0, "malformed requests with a usable Via get 400-class answers");
 
     // TCP: each input on its own connection, as a broken carrier stack would send it.

@@ -215,10 +215,9 @@ impl ParseError {
                 super::response::ALLOW.to_string(),
             )));
         }
-        if matches!(self.kind, ParseErrorKind::UnsupportedUriScheme { .. }) {
-            // Nothing to add; §21.4.17 has no mandatory header.
-        }
-        h.push(rsip::Header::ContentLength(rsip::headers::ContentLength::new("0")));
+        h.push(rsip::Header::ContentLength(
+            rsip::headers::ContentLength::new("0"),
+        ));
         Some(rsip::Response {
             status_code: rsip::StatusCode::Other(code, reason),
             version: rsip::Version::V2,

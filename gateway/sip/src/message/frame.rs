@@ -256,7 +256,8 @@ impl Default for StreamFramer {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
+    const MSG: &[u8] =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
     const MSG2: &[u8] = b"SIP/2.0 200 OK\r\nContent-Length:\r\n 0\r\n\r\n";
 
     fn drain(f: &mut StreamFramer) -> Vec<Frame> {
@@ -299,7 +300,10 @@ mod tests {
             let mut frames = Vec::new();
             for c in stream.chunks(chunk) {
                 f.push(c);
-                while let Some(fr) = f.next_frame().unwrap_or_else(|e| panic!("chunk {chunk}: {e} {:?}", f.buf)) {
+                while let Some(fr) = f
+                    .next_frame()
+                    .unwrap_or_else(|e| panic!("chunk {chunk}: {e} {:?}", f.buf))
+                {
                     frames.push(fr);
                 }
             }
@@ -323,18 +327,31 @@ mod tests {
         f.push(b"\r");
         assert_eq!(f.next_frame().unwrap(), None);
         f.push(b"\n");
-        assert_eq!(f.next_frame().unwrap(), Some(Frame::KeepAlive { pong_needed: true }));
+        assert_eq!(
+            f.next_frame().unwrap(),
+            Some(Frame::KeepAlive { pong_needed: true })
+        );
         f.push(b"\r\nO");
-        assert_eq!(f.next_frame().unwrap(), Some(Frame::KeepAlive { pong_needed: false }));
+        assert_eq!(
+            f.next_frame().unwrap(),
+            Some(Frame::KeepAlive { pong_needed: false })
+        );
         assert_eq!(f.next_frame().unwrap(), None);
     }
 
     #[test]
     fn errors_are_fatal_and_bounded() {
-        let limits = Limits { max_message_bytes: 200, max_body_bytes: 50, ..Limits::default() };
+        let limits = Limits {
+            max_message_bytes: 200,
+            max_body_bytes: 50,
+            ..Limits::default()
+        };
         let mut f = StreamFramer::new(limits.clone());
         f.push(&[b'A'; 201]);
-        assert!(matches!(f.next_frame(), Err(FramingError::HeadersTooLarge { .. })));
+        assert!(matches!(
+            f.next_frame(),
+            Err(FramingError::HeadersTooLarge { .. })
+        ));
         assert!(f.next_frame().is_err(), "stays failed");
         f.push(MSG);
         assert_eq!(f.buffered(), 0);
@@ -353,9 +370,15 @@ mod tests {
             assert_eq!(f.next_frame().unwrap_err().code(), code, "{}", String::from_utf8_lossy(msg));
         }
 
-        let mut f = StreamFramer::new(Limits { max_header_lines: 3, ..Limits::default() });
+        let mut f = StreamFramer::new(Limits {
+            max_header_lines: 3,
+            ..Limits::default()
+        });
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\nl: 0\r\n\r\n");
-        assert_eq!(f.next_frame().unwrap_err().code(), "sip.frame.too_many_header_lines");
+        assert_eq!(
+            f.next_frame().unwrap_err().code(),
+            "sip.frame.too_many_header_lines"
+        );
 
         // An undrained framer refuses to grow without bound.
         let mut f = StreamFramer::new(limits);
@@ -363,7 +386,10 @@ mod tests {
             f.push(&[b'x'; 100]);
         }
         assert!(f.buffered() <= 300);
-        assert!(matches!(f.next_frame(), Err(FramingError::BufferOverflow { .. })));
+        assert!(matches!(
+            f.next_frame(),
+            Err(FramingError::BufferOverflow { .. })
+        ));
     }
 
     #[test]
@@ -371,7 +397,9 @@ mod tests {
         let mut f = StreamFramer::default();
         let inv = b"INVITE sip:b@example.com SIP/2.0\r\nv: SIP/2.0/TCP h;branch=z9hG4bK1\r\nf: <sip:a@example.com>;tag=1\r\nt: <sip:b@example.com>\r\ni: c1\r\nCSeq: 1 INVITE\r\nl: 2\r\n\r\nhi";
         f.push(inv);
-        let Some(Frame::Message(m)) = f.next_frame().unwrap() else { panic!("message") };
+        let Some(Frame::Message(m)) = f.next_frame().unwrap() else {
+            panic!("message")
+        };
         let msg = crate::message::parse_stream_message(&m, &Limits::default()).unwrap();
         assert_eq!(msg.body(), b"hi");
     }

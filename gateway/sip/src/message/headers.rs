@@ -152,7 +152,11 @@ pub(crate) fn values(headers: &rsip::Headers, canonical: &str) -> Vec<String> {
             continue;
         }
         if split {
-            out.extend(split_top_level(&v, ',').into_iter().map(|s| s.trim().to_string()));
+            out.extend(
+                split_top_level(&v, ',')
+                    .into_iter()
+                    .map(|s| s.trim().to_string()),
+            );
         } else {
             out.push(v);
         }
@@ -220,14 +224,19 @@ pub(crate) fn parse_params(
             None => (p.trim(), None),
         };
         if name.is_empty() || !name.chars().all(is_token_char) {
-            return Err(HeaderError::malformed(header, "empty or invalid parameter name"));
+            return Err(HeaderError::malformed(
+                header,
+                "empty or invalid parameter name",
+            ));
         }
         if let Some(v) = value {
+            // Grammar: token / host / quoted-string (§25.1 gen-value). Unquoted values
+            // are accepted liberally (carriers send odd tags) as long as nothing in them
+            // could change how the header splits: no LWS, quotes or angle brackets.
             let ok = if v.starts_with('"') {
                 is_quoted_string(v)
             } else {
-                // IPv6 references (`received=[::1]`) are allowed alongside tokens.
-                !v.is_empty() && v.chars().all(|c| is_token_char(c) || "[]:".contains(c))
+                !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || "\"<>".contains(c))
             };
             if !ok {
                 return Err(HeaderError::malformed(header, "invalid parameter value"));
@@ -343,9 +352,7 @@ pub fn parse_via(value: &str) -> Result<ViaInfo, HeaderError> {
     if !is_token(name) || !is_token(version) {
         return Err(HeaderError::malformed(N, "sent-protocol"));
     }
-    let t_end = rest
-        .find(|c: char| !is_token_char(c))
-        .unwrap_or(rest.len());
+    let t_end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
     let transport = rest.get(..t_end).unwrap_or("");
     if transport.is_empty() {
         return Err(HeaderError::malformed(N, "transport"));
@@ -360,7 +367,8 @@ pub fn parse_via(value: &str) -> Result<ViaInfo, HeaderError> {
         None => (after, ""),
     };
     let sent_by = sent_by.trim();
-    let (host, port) = split_host_port(sent_by).ok_or_else(|| HeaderError::malformed(N, "sent-by"))?;
+    let (host, port) =
+        split_host_port(sent_by).ok_or_else(|| HeaderError::malformed(N, "sent-by"))?;
     Ok(ViaInfo {
         protocol: format!("{}/{}", name.to_ascii_uppercase(), version),
         transport: transport.to_ascii_uppercase(),
@@ -453,7 +461,10 @@ pub(crate) fn parse_name_addr(value: &str, header: &'static str) -> Result<NameA
                 let ok = if display.starts_with('"') {
                     is_quoted_string(display)
                 } else {
-                    display.split([' ', '\t']).filter(|t| !t.is_empty()).all(is_token)
+                    display
+                        .split([' ', '\t'])
+                        .filter(|t| !t.is_empty())
+                        .all(is_token)
                 };
                 if !ok {
                     return Err(HeaderError::malformed(header, "invalid display name"));
@@ -485,7 +496,8 @@ pub(crate) fn parse_name_addr(value: &str, header: &'static str) -> Result<NameA
             };
             let uri = uri.trim();
             let star_contact = header == "Contact" && uri == "*";
-            if !star_contact && (uri.is_empty() || uri.contains([' ', '\t']) || !uri.contains(':')) {
+            if !star_contact && (uri.is_empty() || uri.contains([' ', '\t']) || !uri.contains(':'))
+            {
                 return Err(HeaderError::malformed(header, "invalid addr-spec"));
             }
             Ok(NameAddr {
@@ -508,7 +520,10 @@ fn single(headers: &rsip::Headers, name: &'static str) -> Result<String, HeaderE
 pub fn call_id(headers: &rsip::Headers) -> Result<String, HeaderError> {
     let v = single(headers, "Call-ID")?;
     if v.is_empty() || v.contains([' ', '\t']) {
-        return Err(HeaderError::malformed("Call-ID", "empty or contains whitespace"));
+        return Err(HeaderError::malformed(
+            "Call-ID",
+            "empty or contains whitespace",
+        ));
     }
     Ok(v)
 }
@@ -576,7 +591,10 @@ pub fn to_tag(headers: &rsip::Headers) -> Result<Option<String>, HeaderError> {
 
 /// All Via values in order, comma-separated ones split.
 pub fn vias(headers: &rsip::Headers) -> Result<Vec<ViaInfo>, HeaderError> {
-    values(headers, "Via").iter().map(|v| parse_via(v)).collect()
+    values(headers, "Via")
+        .iter()
+        .map(|v| parse_via(v))
+        .collect()
 }
 
 /// The topmost Via (§8.2.6.2, §18.2.2).
@@ -658,7 +676,10 @@ mod tests {
 
     #[test]
     fn via_with_lws_ipv6_rport_received() {
-        let v = parse_via("SIP / 2.0 / udp [2001:db8::1]:5070 ; branch = z9hG4bKabc ;rport;received=2001:db8::20").unwrap();
+        let v = parse_via(
+            "SIP / 2.0 / udp [2001:db8::1]:5070 ; branch = z9hG4bKabc ;rport;received=2001:db8::20",
+        )
+        .unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.host, "[2001:db8::1]");
         assert_eq!(v.host_unbracketed(), "2001:db8::1");
@@ -674,7 +695,15 @@ mod tests {
 
     #[test]
     fn via_rejects_garbage() {
-        for bad in ["", "SIP/2.0", "SIP/2.0/UDP", "SIP/2.0/UDP host;;", "SIP/2.0/UDP host:99999", "SIP/2.0/UDPhost", "SIP/2.0/UDP [zz]"] {
+        for bad in [
+            "",
+            "SIP/2.0",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP host;;",
+            "SIP/2.0/UDP host:99999",
+            "SIP/2.0/UDPhost",
+            "SIP/2.0/UDP [zz]",
+        ] {
             assert!(parse_via(bad).is_err(), "{bad}");
         }
     }
@@ -692,7 +721,13 @@ mod tests {
             ("m", "<sip:bob@[2001:db8::1]:5060>;q=0.5"),
         ]);
         assert_eq!(call_id(&h).unwrap(), "abc@host");
-        assert_eq!(cseq(&h).unwrap(), CSeqValue { seq: 9, method: "INVITE".into() });
+        assert_eq!(
+            cseq(&h).unwrap(),
+            CSeqValue {
+                seq: 9,
+                method: "INVITE".into()
+            }
+        );
         assert_eq!(from_tag(&h).unwrap().as_deref(), Some("ft"));
         assert_eq!(to_tag(&h).unwrap().as_deref(), Some("tt"));
         let vs = vias(&h).unwrap();
@@ -701,12 +736,19 @@ mod tests {
         assert_eq!(top_via(&h).unwrap().transport, "TCP");
         assert_eq!(max_forwards(&h).unwrap(), Some(70));
         assert_eq!(content_type(&h).as_deref(), Some("application/sdp"));
-        assert_eq!(contact_uri(&h).unwrap().as_deref(), Some("sip:bob@[2001:db8::1]:5060"));
+        assert_eq!(
+            contact_uri(&h).unwrap().as_deref(),
+            Some("sip:bob@[2001:db8::1]:5060")
+        );
     }
 
     #[test]
     fn accessors_report_missing_and_malformed() {
-        let h = hdrs(&[("CSeq", "99999999999 INVITE"), ("Max-Forwards", "seventy"), ("To", "<sip:a@b")]);
+        let h = hdrs(&[
+            ("CSeq", "99999999999 INVITE"),
+            ("Max-Forwards", "seventy"),
+            ("To", "<sip:a@b"),
+        ]);
         assert_eq!(call_id(&h), Err(HeaderError::Missing("Call-ID")));
         assert!(matches!(cseq(&h), Err(HeaderError::Malformed { .. })));
         assert!(max_forwards(&h).is_err());
@@ -726,7 +768,9 @@ mod tests {
     #[test]
     fn name_addr_checks() {
         assert!(parse_name_addr("\"Watson, Thomas\" < sip:t.watson@example.org >", "To").is_err());
-        assert!(parse_name_addr("Bell, Alexander <sip:a.g.bell@example.com>;tag=43", "From").is_err());
+        assert!(
+            parse_name_addr("Bell, Alexander <sip:a.g.bell@example.com>;tag=43", "From").is_err()
+        );
         assert!(parse_name_addr("\"Mr. J. User <sip:j.user@example.com>", "From").is_err());
         assert!(parse_name_addr("caller<sip:caller@example.com>;tag=323", "From").is_ok());
         assert!(parse_name_addr("sip:caller@example.net;;tag=1", "From").is_err());

@@ -15,6 +15,7 @@
 //! 4. [`headers`] reads header values tolerantly (our own string parsing, IPv6-safe);
 //!    [`response`] builds responses per §8.2.6 and picks their destination (§18.2.2,
 //!    RFC 3581).
+//! 5. [`to_bytes`] serialises byte-exactly (rsip's `Display` mangles binary bodies).
 
 mod error;
 mod frame;
@@ -23,6 +24,7 @@ mod normalize;
 mod parse;
 pub mod response;
 mod validate;
+mod wire;
 
 #[cfg(test)]
 mod corpus_tests;
@@ -31,7 +33,10 @@ pub use error::{ParseError, ParseErrorKind};
 pub use frame::{Frame, FramingError, StreamFramer};
 pub use headers::{is_rfc3261_branch, CSeqValue, HeaderError, ViaInfo};
 pub use parse::{parse_datagram, parse_stream_message};
-pub use response::{build_response, response_destination, with_body, with_header, ResponseTransport};
+pub use response::{
+    build_response, response_destination, with_body, with_header, ResponseTransport,
+};
+pub use wire::{request_to_bytes, response_to_bytes, to_bytes};
 
 /// Resource limits applied before any parsing, so a hostile peer cannot make us
 /// allocate or scan without bound. rsip has no limits of its own.

@@ -174,12 +174,18 @@ pub(crate) fn split_message(bytes: &[u8]) -> Result<Split<'_>, ParseErrorKind> {
         let text = match std::str::from_utf8(raw) {
             Ok(t) => {
                 if !line_chars_ok(t) {
-                    note(ParseErrorKind::InvalidCharacter { line: line_no }, &mut problem);
+                    note(
+                        ParseErrorKind::InvalidCharacter { line: line_no },
+                        &mut problem,
+                    );
                 }
                 std::borrow::Cow::Borrowed(t)
             }
             Err(_) => {
-                note(ParseErrorKind::InvalidCharacter { line: line_no }, &mut problem);
+                note(
+                    ParseErrorKind::InvalidCharacter { line: line_no },
+                    &mut problem,
+                );
                 String::from_utf8_lossy(raw)
             }
         };
@@ -199,7 +205,10 @@ pub(crate) fn split_message(bytes: &[u8]) -> Result<Split<'_>, ParseErrorKind> {
                         v.push_str(cont);
                     }
                 }
-                None => note(ParseErrorKind::MalformedHeaderLine { line: line_no }, &mut problem),
+                None => note(
+                    ParseErrorKind::MalformedHeaderLine { line: line_no },
+                    &mut problem,
+                ),
             }
             continue;
         }
@@ -208,12 +217,18 @@ pub(crate) fn split_message(bytes: &[u8]) -> Result<Split<'_>, ParseErrorKind> {
                 // §7.3.1: whitespace is allowed between the name and the colon.
                 let name = name.trim_end_matches([' ', '\t']);
                 if !is_token(name) {
-                    note(ParseErrorKind::MalformedHeaderLine { line: line_no }, &mut problem);
+                    note(
+                        ParseErrorKind::MalformedHeaderLine { line: line_no },
+                        &mut problem,
+                    );
                     continue;
                 }
                 unfolded.push((name.to_string(), value.trim().to_string()));
             }
-            None => note(ParseErrorKind::MalformedHeaderLine { line: line_no }, &mut problem),
+            None => note(
+                ParseErrorKind::MalformedHeaderLine { line: line_no },
+                &mut problem,
+            ),
         }
     }
 
@@ -284,7 +299,8 @@ mod tests {
 
     #[test]
     fn unfolds_continuation_lines() {
-        let s = split("OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nX-Y: y\r\n\r\n");
+        let s =
+            split("OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nX-Y: y\r\n\r\n");
         assert_eq!(s.headers[0], ("Subject".into(), "one two three".into()));
         assert_eq!(s.headers[1], ("X-Y".into(), "y".into()));
         assert!(s.problem.is_none());
@@ -301,11 +317,26 @@ mod tests {
     #[test]
     fn all_compact_forms_expand() {
         for (c, long) in [
-            ("i", "Call-ID"), ("m", "Contact"), ("f", "From"), ("t", "To"), ("v", "Via"),
-            ("l", "Content-Length"), ("c", "Content-Type"), ("k", "Supported"), ("s", "Subject"),
-            ("e", "Content-Encoding"), ("o", "Event"), ("u", "Allow-Events"), ("r", "Refer-To"),
-            ("b", "Referred-By"), ("x", "Session-Expires"), ("a", "Accept-Contact"),
-            ("j", "Reject-Contact"), ("d", "Request-Disposition"), ("y", "Identity"), ("n", "Identity-Info"),
+            ("i", "Call-ID"),
+            ("m", "Contact"),
+            ("f", "From"),
+            ("t", "To"),
+            ("v", "Via"),
+            ("l", "Content-Length"),
+            ("c", "Content-Type"),
+            ("k", "Supported"),
+            ("s", "Subject"),
+            ("e", "Content-Encoding"),
+            ("o", "Event"),
+            ("u", "Allow-Events"),
+            ("r", "Refer-To"),
+            ("b", "Referred-By"),
+            ("x", "Session-Expires"),
+            ("a", "Accept-Contact"),
+            ("j", "Reject-Contact"),
+            ("d", "Request-Disposition"),
+            ("y", "Identity"),
+            ("n", "Identity-Info"),
         ] {
             assert_eq!(canonical_name(c), long);
             assert_eq!(canonical_name(&c.to_uppercase()), long);
@@ -317,8 +348,14 @@ mod tests {
     fn splits_comma_separated_list_headers_and_canonicalises_via() {
         let s = split("OPTIONS sip:a@b SIP/2.0\r\nv:  SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ,\r\n SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239\r\nContact: \"a,b\" <sip:x@y>, <sip:z@w>\r\n\r\n");
         assert!(s.problem.is_none(), "{:?}", s.problem);
-        assert_eq!(s.headers[0].1, "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8");
-        assert_eq!(s.headers[1].1, "SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239");
+        assert_eq!(
+            s.headers[0].1,
+            "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8"
+        );
+        assert_eq!(
+            s.headers[1].1,
+            "SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239"
+        );
         assert_eq!(s.headers[2].1, "\"a,b\" <sip:x@y>");
         assert_eq!(s.headers[3].1, "<sip:z@w>");
     }
@@ -329,19 +366,30 @@ mod tests {
             squeeze_param_lws("\"J  R\"       <sip:j@e.com> ;\t tag = 98 ; x"),
             "\"J  R\" <sip:j@e.com>;tag=98;x"
         );
-        assert_eq!(squeeze_param_lws("sip:v@c.example.com ;   tag    = 1n"), "sip:v@c.example.com;tag=1n");
+        assert_eq!(
+            squeeze_param_lws("sip:v@c.example.com ;   tag    = 1n"),
+            "sip:v@c.example.com;tag=1n"
+        );
     }
 
     #[test]
     fn records_problems_without_failing() {
         let s = split("OPTIONS sip:a@b SIP/2.0\r\n continuation first\r\nVia: SIP/2.0/UDP h;;,;\r\nbad line\r\nX\x00: y\r\n\r\n");
-        assert_eq!(s.problem, Some(ParseErrorKind::MalformedHeaderLine { line: 2 }));
-        assert!(matches!(split_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x"), Err(ParseErrorKind::Truncated)));
+        assert_eq!(
+            s.problem,
+            Some(ParseErrorKind::MalformedHeaderLine { line: 2 })
+        );
+        assert!(matches!(
+            split_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x"),
+            Err(ParseErrorKind::Truncated)
+        ));
     }
 
     #[test]
     fn control_characters() {
-        assert!(line_chars_ok("To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:x@y>"));
+        assert!(line_chars_ok(
+            "To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:x@y>"
+        ));
         assert!(!line_chars_ok("To: <sip:x@y>\x00"));
         assert!(!line_chars_ok("To: \"\x00\" <sip:x@y>"));
         assert!(!line_chars_ok("Subject: a\rb"));

@@ -122,7 +122,9 @@ pub fn build_response(
         } else if name_is(&n, "CSeq") {
             headers.push(rsip::Header::CSeq(rsip::headers::CSeq::new(v)));
         } else if copy_rr && name_is(&n, "Record-Route") {
-            headers.push(rsip::Header::RecordRoute(rsip::headers::RecordRoute::new(v)));
+            headers.push(rsip::Header::RecordRoute(rsip::headers::RecordRoute::new(
+                v,
+            )));
         }
     }
     headers.push(rsip::Header::ContentLength(
@@ -159,9 +161,10 @@ pub fn with_body(mut resp: rsip::Response, content_type: &str, body: Vec<u8>) ->
             rsip::Header::ContentLength(_) | rsip::Header::ContentType(_)
         )
     });
-    resp.headers.push(rsip::Header::ContentType(
-        rsip::headers::ContentType::new(content_type),
-    ));
+    resp.headers
+        .push(rsip::Header::ContentType(rsip::headers::ContentType::new(
+            content_type,
+        )));
     resp.headers.push(rsip::Header::ContentLength(
         rsip::headers::ContentLength::new(body.len().to_string()),
     ));
@@ -238,8 +241,12 @@ Content-Length: 0\r\n\r\n";
         let r = build_response(&req(INVITE), 180, None, Some("abc"));
         let s = r.to_string();
         assert!(s.starts_with("SIP/2.0 180 Ringing\r\n"), "{s}");
-        let via1 = s.find("Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bK1").unwrap();
-        let via2 = s.find("Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK0").unwrap();
+        let via1 = s
+            .find("Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bK1")
+            .unwrap();
+        let via2 = s
+            .find("Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK0")
+            .unwrap();
         assert!(via1 < via2);
         assert!(s.contains("To: Bob <sip:bob@example.com>;tag=abc\r\n"));
         assert!(s.contains("From: Alice <sip:alice@example.com>;tag=1928301774\r\n"));
@@ -249,20 +256,32 @@ Content-Length: 0\r\n\r\n";
         assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
         // Our own output goes through our own parser.
         let back = parse_datagram(s.as_bytes(), &Limits::default()).unwrap();
-        assert_eq!(crate::message::headers::to_tag(back.headers()).unwrap().as_deref(), Some("abc"));
+        assert_eq!(
+            crate::message::headers::to_tag(back.headers())
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
     }
 
     #[test]
     fn no_record_route_on_errors_or_non_dialog_methods_and_tag_not_doubled() {
         let r = build_response(&req(INVITE), 486, None, Some("x"));
         assert!(!r.to_string().contains("Record-Route"));
-        let tagged = INVITE.replace("To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag=old");
+        let tagged = INVITE.replace(
+            "To: Bob <sip:bob@example.com>",
+            "To: Bob <sip:bob@example.com>;tag=old",
+        );
         let r = build_response(&req(&tagged), 200, Some("Fine"), Some("new"));
         let s = r.to_string();
         assert!(s.starts_with("SIP/2.0 200 Fine\r\n"));
         assert!(s.contains(";tag=old\r\n") && !s.contains("tag=new"));
-        let opt = INVITE.replace("INVITE sip", "OPTIONS sip").replace("314159 INVITE", "314159 OPTIONS");
-        assert!(!build_response(&req(&opt), 200, None, None).to_string().contains("Record-Route"));
+        let opt = INVITE
+            .replace("INVITE sip", "OPTIONS sip")
+            .replace("314159 INVITE", "314159 OPTIONS");
+        assert!(!build_response(&req(&opt), 200, None, None)
+            .to_string()
+            .contains("Record-Route"));
     }
 
     #[test]
@@ -281,17 +300,38 @@ Content-Length: 0\r\n\r\n";
         let src: SocketAddr = "203.0.113.7:40000".parse().unwrap();
         let d = |via: &str, t| response_destination(&parse_via(via).unwrap(), src, t);
         use ResponseTransport::*;
-        assert_eq!(d("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK1", Unreliable), "203.0.113.7:5062".parse().unwrap());
-        assert_eq!(d("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1", Unreliable), "203.0.113.7:5060".parse().unwrap());
-        assert_eq!(d("SIP/2.0/UDP 10.0.0.1:5062;rport;branch=z9hG4bK1", Unreliable), src);
         assert_eq!(
-            d("SIP/2.0/UDP h.example.com:5062;received=198.51.100.9;branch=z9hG4bK1", Unreliable),
+            d("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK1", Unreliable),
+            "203.0.113.7:5062".parse().unwrap()
+        );
+        assert_eq!(
+            d("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1", Unreliable),
+            "203.0.113.7:5060".parse().unwrap()
+        );
+        assert_eq!(
+            d(
+                "SIP/2.0/UDP 10.0.0.1:5062;rport;branch=z9hG4bK1",
+                Unreliable
+            ),
+            src
+        );
+        assert_eq!(
+            d(
+                "SIP/2.0/UDP h.example.com:5062;received=198.51.100.9;branch=z9hG4bK1",
+                Unreliable
+            ),
             "198.51.100.9:5062".parse().unwrap()
         );
         assert_eq!(
-            d("SIP/2.0/UDP [2001:db8::1]:5070;received=2001:db8::20;rport=1;branch=z9hG4bK1", Unreliable),
+            d(
+                "SIP/2.0/UDP [2001:db8::1]:5070;received=2001:db8::20;rport=1;branch=z9hG4bK1",
+                Unreliable
+            ),
             "[2001:db8::20]:40000".parse().unwrap()
         );
-        assert_eq!(d("SIP/2.0/TCP 10.0.0.1:5062;branch=z9hG4bK1", Reliable), src);
+        assert_eq!(
+            d("SIP/2.0/TCP 10.0.0.1:5062;branch=z9hG4bK1", Reliable),
+            src
+        );
     }
 }
