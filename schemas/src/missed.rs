@@ -18,7 +18,7 @@ pub enum MissedReason {
 }
 
 impl MissedReason {
-    pub const ALL: [MissedReason; 5] = [
+    pub const ALL: &'static [MissedReason] = &[
         MissedReason::CallerCancelled,
         MissedReason::NoAnswer,
         MissedReason::Declined,
@@ -38,7 +38,25 @@ impl MissedReason {
     }
 
     pub fn parse(code: &str) -> Option<MissedReason> {
-        MissedReason::ALL.into_iter().find(|r| r.as_str() == code)
+        MissedReason::ALL.iter().copied().find(|r| r.as_str() == code)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown missed reason {0:?}")]
+pub struct UnknownMissedReason(pub String);
+
+impl std::str::FromStr for MissedReason {
+    type Err = UnknownMissedReason;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MissedReason::parse(s).ok_or_else(|| UnknownMissedReason(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for MissedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -48,7 +66,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_match_serde() {
-        for r in MissedReason::ALL {
+        for &r in MissedReason::ALL {
             assert_eq!(MissedReason::parse(r.as_str()), Some(r));
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));

@@ -63,7 +63,9 @@ if ! id postgres >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = stop ]; then
-    if [ -f "$DATA/postmaster.pid" ]; then
+    # `status` first: a stale pid file (server killed, machine restarted) means "not running",
+    # and stopping must still succeed so callers can always run it in cleanup.
+    if [ -d "$DATA" ] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
         as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >&2
         log "stopped"
     else
@@ -71,6 +73,13 @@ if [ "${1:-}" = stop ]; then
     fi
     exit 0
 fi
+case "${1:-}" in
+    "" | start) ;;
+    *)
+        log "usage: $0 [start|stop]"
+        exit 2
+        ;;
+esac
 
 mkdir -p "$BASE"
 if [ "$(id -u)" = 0 ]; then

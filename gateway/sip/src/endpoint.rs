@@ -231,7 +231,7 @@ impl Endpoint {
                 let to = response_peer(&response, peer);
                 self.transmits.push_back(Transmit {
                     peer: to,
-                    bytes: Bytes::from(response.to_string()),
+                    bytes: Bytes::from(message::response_to_bytes(&response)),
                 });
             }
             None => self.stats.malformed_dropped += 1,
@@ -367,6 +367,20 @@ impl Endpoint {
         result.map_err(EndpointError::Transaction)
     }
 
+    /// Answers a server INVITE transaction with `status` if it has no final response yet; the
+    /// safety net for a call layer that ended (or failed) without answering, so the carrier
+    /// is never left waiting and the transaction never leaks. Returns whether it answered.
+    pub fn fail_if_pending(&mut self, now: Instant, key: &TransactionKey, status: u16) -> bool {
+        let response = match self.transactions.get(key).map(|e| &e.machine) {
+            Some(Machine::ServerInvite(t)) if t.state() == crate::transaction::TransactionState::Proceeding => {
+                // §8.2.6.2: a final response needs a To tag; this one ends the dialog attempt.
+                message::build_response(t.request(), status, None, Some("gw-failed"))
+            }
+            _ => return false,
+        };
+        self.respond(now, key, response).is_ok()
+    }
+
     /// Starts a client transaction for `request` toward `peer` (INVITE or non-INVITE).
     pub fn send_request(
         &mut self,
@@ -399,7 +413,7 @@ impl Endpoint {
     pub fn send_raw(&mut self, peer: Peer, message: rsip::SipMessage) {
         self.transmits.push_back(Transmit {
             peer,
-            bytes: Bytes::from(message.to_string()),
+            bytes: Bytes::from(message::to_bytes(&message)),
         });
     }
 
@@ -534,7 +548,7 @@ impl Endpoint {
         let response = message::build_response(req, status, reason, None);
         self.transmits.push_back(Transmit {
             peer: response_peer_for_request(req, peer),
-            bytes: Bytes::from(response.to_string()),
+            bytes: Bytes::from(message::response_to_bytes(&response)),
         });
     }
 }
@@ -645,6 +659,19 @@ mod tests {
         ep.handle_timeout(t0 + Duration::from_secs(40));
         assert_eq!(ep.transaction_count(), 0);
         assert_eq!(ep.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_unanswered_invite_can_be_failed_once() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        ep.handle_datagram(t0, carrier(), invite("f1").as_bytes());
+        let (key, _) = new_request(&mut ep);
+        assert!(ep.fail_if_pending(t0, &key, 500));
+        assert_eq!(statuses(&mut ep), [500]);
+        // Already final: nothing more to do.
+        assert!(!ep.fail_if_pending(t0, &key, 500));
+        assert!(statuses(&mut ep).is_empty());
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use schemas::missed::MissedReason;
 use schemas::ws::{RingStopReason, ServerMessage};
 use sip::endpoint::Peer;
 use sip::message;
@@ -31,7 +30,6 @@ pub struct InboundCall {
     pub request: rsip::Request,
     pub peer: Peer,
     pub call_id: String,
-    pub trunk_index: usize,
     pub trunk_id: String,
     /// The channel whose trunk delivered the call: it must own the dialled number.
     pub trunk_channel_id: String,
@@ -89,6 +87,8 @@ impl Ctx {
     }
 }
 
+/// Runs the call to its outcome. Its supervisor (in the SIP service) reports the end, and a
+/// 500 reaches the carrier for any path that did not answer, panics included.
 pub async fn run(
     call: InboundCall,
     state: Arc<AppState>,
@@ -96,21 +96,12 @@ pub async fn run(
     mut rx: mpsc::Receiver<CallInput>,
     sip: mpsc::Sender<SipCommand>,
 ) {
-    let call_id = call.call_id.clone();
-    let trunk_index = call.trunk_index;
     let ctx = Ctx { call, state, sip };
     if let Err(e) = handle(&ctx, tx, &mut rx).await {
-        tracing::error!(call_id = %call_id, error = %e, "call failed");
+        tracing::error!(call_id = %ctx.call.call_id, error = format!("{e:#}"), "call failed");
         // RFC 3261 §21.5.1: our own failure.
         ctx.respond(500, None).await;
     }
-    let _ = ctx
-        .sip
-        .send(SipCommand::CallEnded {
-            call_id,
-            trunk_index,
-        })
-        .await;
 }
 
 /// The user part of a SIP URI (`sip:07012345678@host` → `07012345678`).
@@ -254,7 +245,7 @@ async fn ring(
                 RingAction::Missed { reason, sip_status } => {
                     // Answer the carrier first: it is waiting, the database is not.
                     ctx.respond(sip_status, None).await;
-                    db.mark_missed(consultation_id, &record.meet_id, &record.id, to_db_reason(reason), unix_ms())
+                    db.mark_missed(consultation_id, &record.meet_id, &record.id, reason, unix_ms())
                         .await?;
                     tracing::info!(consultation = %consultation_id, reason = reason.as_str(), "call missed");
                     return Ok(());
@@ -285,15 +276,5 @@ async fn ring(
             }
             () = tokio::time::sleep_until(deadline.into()) => ringing.handle_timeout(Instant::now()),
         }
-    }
-}
-
-fn to_db_reason(reason: MissedReason) -> db::MissedReason {
-    match reason {
-        MissedReason::CallerCancelled => db::MissedReason::CallerCancelled,
-        MissedReason::NoAnswer => db::MissedReason::NoAnswer,
-        MissedReason::Declined => db::MissedReason::Declined,
-        MissedReason::NoAvailableManager => db::MissedReason::NoAvailableManager,
-        MissedReason::ManagerOffline => db::MissedReason::ManagerOffline,
     }
 }

@@ -178,7 +178,8 @@ impl Db {
     /// Claims, for ringing alongside the assignee, every other eligible member of the
     /// channel's phone team(s) (channel setting "ring all phone team"). Same conditional
     /// UPDATE as [`Db::claim_next_manager`], but fairness is not touched: being rung along is
-    /// not an assignment. Returns the managers claimed, by id.
+    /// not an assignment. Returns the managers claimed, by id. `Conflict` if the consultation
+    /// has no ringing meet.
     pub async fn claim_phone_team(
         &self,
         channel_id: &str,
@@ -198,6 +199,25 @@ impl Db {
         .iter()
         .map(Manager::from_row)
         .collect::<Result<Vec<_>, _>>()?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction holding the ringing meet's row, as in `claim_next_manager`, so
+        // nobody is rung along for a call that was answered or missed meanwhile.
+        let mut tx = self.pool.begin().await?;
+        let ringing = sqlx::query(
+            "UPDATE meets SET state = 'ringing' WHERE consultation_id = $1 AND state = 'ringing'",
+        )
+        .bind(consultation_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ringing == 0 {
+            tx.rollback().await?;
+            return Err(DbError::Conflict(format!(
+                "consultation {consultation_id} has no ringing meet"
+            )));
+        }
         let mut claimed = Vec::new();
         for m in members {
             let n = sqlx::query(&format!(
@@ -207,7 +227,7 @@ impl Db {
             .bind(consultation_id)
             .bind(&m.id)
             .bind(channel_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 {
@@ -217,6 +237,7 @@ impl Db {
                 });
             }
         }
+        tx.commit().await?;
         Ok(claimed)
     }
 

@@ -86,16 +86,10 @@ str_enum!(
 );
 str_enum!(Classification { Call => "call", Chat => "chat" });
 str_enum!(ConsultationState { Open => "open", Closed => "closed", Missed => "missed" });
-str_enum!(
-    /// Why a call or meet was missed; rows of the `missed_reasons` table.
-    MissedReason {
-        CallerCancelled => "caller_cancelled",
-        NoAnswer => "no_answer",
-        Declined => "declined",
-        NoAvailableManager => "no_available_manager",
-        ManagerOffline => "manager_offline",
-    }
-);
+/// Why a call or meet was missed; rows of the `missed_reasons` table. One definition for the
+/// database, the API and the WebSocket protocol.
+pub use schemas::missed::MissedReason;
+
 str_enum!(MeetKind { Phone => "phone", Voice => "voice", Video => "video" });
 str_enum!(MeetScope { Customer => "customer", Internal => "internal", Team => "team" });
 str_enum!(Direction { Inbound => "inbound", Outbound => "outbound" });
@@ -255,28 +249,17 @@ pub(crate) fn get_bool(row: &AnyRow, col: &'static str) -> Result<bool, DbError>
     Ok(row.try_get::<i64, _>(col)? != 0)
 }
 
-pub(crate) fn get_enum<T: FromStr<Err = UnknownValue>>(
-    row: &AnyRow,
-    col: &'static str,
-) -> Result<T, DbError> {
+pub(crate) fn get_enum<T: FromStr>(row: &AnyRow, col: &'static str) -> Result<T, DbError> {
     let s: String = row.try_get(col)?;
-    s.parse().map_err(|e: UnknownValue| DbError::InvalidValue {
-        column: col,
-        value: e.value,
-    })
+    s.parse().map_err(|_| DbError::InvalidValue { column: col, value: s })
 }
 
-pub(crate) fn get_opt_enum<T: FromStr<Err = UnknownValue>>(
+pub(crate) fn get_opt_enum<T: FromStr>(
     row: &AnyRow,
     col: &'static str,
 ) -> Result<Option<T>, DbError> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| {
-        s.parse().map_err(|e: UnknownValue| DbError::InvalidValue {
-            column: col,
-            value: e.value,
-        })
-    })
+    s.map(|s| s.parse().map_err(|_| DbError::InvalidValue { column: col, value: s }))
     .transpose()
 }
 

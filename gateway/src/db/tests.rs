@@ -180,6 +180,101 @@ both_backends!(
     answer_racing_missed_one_wins,
 );
 
+// ---- connection settings (SQLite only: PostgreSQL is used as given) -------------------------
+
+#[tokio::test]
+async fn sqlite_file_is_created_with_wal_and_pragmas() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("gateway-db-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("gateway.sqlite");
+    ensure!(!path.exists());
+    let db = Db::connect(&format!("sqlite:{}", path.display())).await?;
+    ensure!(db.backend() == Backend::Sqlite);
+    ensure!(path.exists(), "connect creates the file");
+    db.migrate().await?;
+    // Read the settings back from several pooled connections at once, so more than the
+    // first connection is checked.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(db.pool().acquire().await?);
+    }
+    for conn in &mut conns {
+        let pragma = |name: &'static str| format!("PRAGMA {name}");
+        let journal: String = sqlx::Row::try_get(
+            &sqlx::query(&pragma("journal_mode"))
+                .fetch_one(&mut **conn)
+                .await?,
+            0,
+        )?;
+        ensure!(journal == "wal", "journal_mode {journal}");
+        let fk: i64 = sqlx::Row::try_get(
+            &sqlx::query(&pragma("foreign_keys"))
+                .fetch_one(&mut **conn)
+                .await?,
+            0,
+        )?;
+        ensure!(fk == 1, "foreign_keys {fk}");
+        let sync: i64 = sqlx::Row::try_get(
+            &sqlx::query(&pragma("synchronous"))
+                .fetch_one(&mut **conn)
+                .await?,
+            0,
+        )?;
+        ensure!(sync == 1, "synchronous {sync} (1 = NORMAL)");
+        let busy: i64 = sqlx::Row::try_get(
+            &sqlx::query(&pragma("busy_timeout"))
+                .fetch_one(&mut **conn)
+                .await?,
+            0,
+        )?;
+        ensure!(
+            busy == i64::from(SQLITE_BUSY_TIMEOUT_MS),
+            "busy_timeout {busy}"
+        );
+    }
+    drop(conns);
+    db.close().await;
+    // Reopening an existing file works and keeps the data (the migration is not re-run).
+    let db = Db::connect(&format!("sqlite://{}", path.display())).await?;
+    db.migrate().await?;
+    db.close().await;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works_on_one_connection() -> Result<()> {
+    let db = Db::connect("sqlite::memory:").await?;
+    db.migrate().await?;
+    seed_channel(&db, 1).await?;
+    let (c, m, call) = incoming(&db, CALLER, T0).await?;
+    ensure!(claim(&db, &c.id, &[], T0).await?.as_deref() == Some("m-0"));
+    db.mark_missed(&c.id, &m.id, &call.id, MissedReason::Declined, T0 + 1)
+        .await?;
+    ensure!(db.channel_for_number(NUMBER).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsupported_url_is_refused_without_its_password() -> Result<()> {
+    let err = Db::connect("mysql://user:hunter2@db/x").await;
+    let Err(err) = err else {
+        anyhow::bail!("mysql must be refused");
+    };
+    ensure!(err.code() == "db.unsupported_url");
+    ensure!(!err.to_string().contains("hunter2"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn pg_url_database_is_replaced() {
+    assert_eq!(
+        with_database("postgres://u@127.0.0.1:5/postgres?sslmode=disable", "t"),
+        "postgres://u@127.0.0.1:5/t?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h:5", "t"), "postgres://u@h:5/t");
+}
+
 // ---- fixtures ------------------------------------------------------------------------------
 
 const T0: i64 = 1_700_000_000_000;

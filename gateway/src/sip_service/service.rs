@@ -42,8 +42,13 @@ pub enum SipCommand {
         key: TransactionKey,
         response: rsip::Response,
     },
-    /// The call is over: forget its routing and free its trunk slot.
-    CallEnded { call_id: String, trunk_index: usize },
+    /// The call is over: forget its routing and free its trunk slot. If its INVITE never got
+    /// a final answer (the actor failed), the carrier gets 500 (RFC 3261 §21.5.1).
+    CallEnded {
+        call_id: String,
+        trunk_index: usize,
+        invite_key: TransactionKey,
+    },
 }
 
 struct TrunkRuntime {
@@ -183,7 +188,14 @@ impl SipService {
                     tracing::debug!(error = %e, "response not sent");
                 }
             }
-            SipCommand::CallEnded { call_id, trunk_index } => {
+            SipCommand::CallEnded {
+                call_id,
+                trunk_index,
+                invite_key,
+            } => {
+                if self.endpoint.fail_if_pending(now, &invite_key, 500) {
+                    tracing::warn!(call_id = %call_id, "call ended without a final response: sent 500");
+                }
                 self.calls.remove(&call_id);
                 if let Some(t) = self.trunks.get_mut(trunk_index) {
                     t.limits.release();
@@ -357,14 +369,27 @@ impl SipService {
             request,
             peer,
             call_id,
-            trunk_index,
             trunk_id: self.trunks[trunk_index].config.id.clone(),
             trunk_channel_id: self.trunks[trunk_index].channel_id.clone(),
             to_tag,
             contact: self.contact_uri(peer.transport),
             offer,
         };
-        tokio::spawn(inbound::run(call, self.state.clone(), tx, rx, self.commands_tx.clone()));
+        // A panic in the call's actor ends that call only: its supervisor still tells the
+        // service, which answers the carrier and frees the trunk slot.
+        let ended = SipCommand::CallEnded {
+            call_id: call.call_id.clone(),
+            trunk_index,
+            invite_key: call.key.clone(),
+        };
+        let actor = tokio::spawn(inbound::run(call, self.state.clone(), tx, rx, self.commands_tx.clone()));
+        let commands = self.commands_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = actor.await {
+                tracing::error!(error = %e, "call actor panicked");
+            }
+            let _ = commands.send(ended).await;
+        });
     }
 
     /// `None` when the request may pass; otherwise the challenge header values to send.

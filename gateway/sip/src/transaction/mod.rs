@@ -96,7 +96,8 @@ pub struct Outgoing {
 
 impl Outgoing {
     fn new(message: rsip::SipMessage) -> Self {
-        let bytes = Bytes::from(message.to_string());
+        // Our own serializer: rsip garbles binary bodies and prints enum names as reasons.
+        let bytes = Bytes::from(crate::message::to_bytes(&message));
         Self {
             bytes,
             message: Arc::new(message),
