@@ -262,8 +262,14 @@ fn one_secret(
     match (inline, env) {
         (Some(v), None) => Ok(v),
         (None, Some(var)) => secret_from_env(&format!("{field}_env"), &var),
-        (Some(_), Some(_)) => Err(invalid(field, format!("give {field} or {field}_env, not both"))),
-        (None, None) => Err(invalid(field, format!("missing: give {field} or {field}_env"))),
+        (Some(_), Some(_)) => Err(invalid(
+            field,
+            format!("give {field} or {field}_env, not both"),
+        )),
+        (None, None) => Err(invalid(
+            field,
+            format!("missing: give {field} or {field}_env"),
+        )),
     }
 }
 
@@ -316,7 +322,10 @@ impl Config {
             ));
         }
         if !(50..=10_000).contains(&raw.sip.t1_ms) {
-            return Err(invalid("sip.t1_ms", "must be between 50 and 10000 (RFC 3261 default 500)"));
+            return Err(invalid(
+                "sip.t1_ms",
+                "must be between 50 and 10000 (RFC 3261 default 500)",
+            ));
         }
         let digest_secret = match (raw.sip.digest_secret, raw.sip.digest_secret_env) {
             (None, None) => None,
@@ -337,7 +346,9 @@ impl Config {
         if ring_timeout_ms == 0 || ring_timeout_ms > MAX_RING_TIMEOUT_MS {
             return Err(invalid(
                 "calls.ring_timeout_ms",
-                format!("must be between 1 and {MAX_RING_TIMEOUT_MS} (ringing lasts at most 120 s)"),
+                format!(
+                    "must be between 1 and {MAX_RING_TIMEOUT_MS} (ringing lasts at most 120 s)"
+                ),
             ));
         }
 
@@ -360,7 +371,10 @@ impl Config {
                 }
             };
             if ch.call_rate_per_minute_minor < 0 {
-                return Err(invalid(format!("{at}.call_rate_per_minute_minor"), "must be >= 0"));
+                return Err(invalid(
+                    format!("{at}.call_rate_per_minute_minor"),
+                    "must be >= 0",
+                ));
             }
             if !matches!(ch.transcription_language.as_str(), "auto" | "ko" | "en") {
                 return Err(invalid(
@@ -371,7 +385,8 @@ impl Config {
             let mut numbers = Vec::new();
             for (ni, n) in ch.numbers.iter().enumerate() {
                 let field = format!("{at}.numbers[{ni}]");
-                let e164 = normalize_e164(n).map_err(|e: PhoneNumberError| invalid(&field, e.to_string()))?;
+                let e164 = normalize_e164(n)
+                    .map_err(|e: PhoneNumberError| invalid(&field, e.to_string()))?;
                 if !seen_numbers.insert(e164.clone()) {
                     return Err(invalid(field, format!("{n} is configured twice")));
                 }
@@ -388,22 +403,28 @@ impl Config {
                 }
                 let mut cidrs = Vec::new();
                 for (i, c) in t.allowed_cidrs.iter().enumerate() {
-                    cidrs.push(
-                        c.parse::<Cidr>()
-                            .map_err(|e| invalid(format!("{tat}.allowed_cidrs[{i}]"), e.to_string()))?,
-                    );
+                    cidrs.push(c.parse::<Cidr>().map_err(|e| {
+                        invalid(format!("{tat}.allowed_cidrs[{i}]"), e.to_string())
+                    })?);
                 }
                 if t.max_calls_per_second == 0 {
-                    return Err(invalid(format!("{tat}.max_calls_per_second"), "must be > 0"));
+                    return Err(invalid(
+                        format!("{tat}.max_calls_per_second"),
+                        "must be > 0",
+                    ));
                 }
                 if t.max_concurrent_calls == 0 {
-                    return Err(invalid(format!("{tat}.max_concurrent_calls"), "must be > 0"));
+                    return Err(invalid(
+                        format!("{tat}.max_concurrent_calls"),
+                        "must be > 0",
+                    ));
                 }
                 let digest = match t.digest {
                     None => None,
                     Some(d) => {
                         let dat = format!("{tat}.digest");
-                        let password = one_secret(&format!("{dat}.password"), d.password, d.password_env)?;
+                        let password =
+                            one_secret(&format!("{dat}.password"), d.password, d.password_env)?;
                         let mut algorithms = Vec::new();
                         for (ai, a) in d.algorithms.iter().enumerate() {
                             algorithms.push(sip::digest::Algorithm::parse(a).ok_or_else(|| {
@@ -438,10 +459,16 @@ impl Config {
                 let mat = format!("{at}.managers[{mi}]");
                 let token = one_secret(&format!("{mat}.token"), m.token, m.token_env)?;
                 if token.len() < 8 {
-                    return Err(invalid(format!("{mat}.token"), "must be at least 8 characters"));
+                    return Err(invalid(
+                        format!("{mat}.token"),
+                        "must be at least 8 characters",
+                    ));
                 }
                 if !seen_tokens.insert(token.clone()) {
-                    return Err(invalid(format!("{mat}.token"), "is used by another manager"));
+                    return Err(invalid(
+                        format!("{mat}.token"),
+                        "is used by another manager",
+                    ));
                 }
                 let admin = match m.role.as_str() {
                     "manager" => false,
@@ -513,12 +540,17 @@ mod tests {
         assert!(!demo.trunks[0].allowed_cidrs[0].contains("127.0.0.2".parse().unwrap()));
         let tokens: Vec<_> = demo.managers.iter().map(|m| m.token.as_str()).collect();
         assert!(tokens.contains(&"demo-manager-1") && tokens.contains(&"demo-manager-2"));
-        assert!(demo.managers.iter().any(|m| m.admin && m.token == "demo-admin"));
+        assert!(demo
+            .managers
+            .iter()
+            .any(|m| m.admin && m.token == "demo-admin"));
         assert_eq!(cfg.ring_timeout, Duration::from_secs(120));
     }
 
     fn error_for(edit: impl Fn(&str) -> String) -> String {
-        Config::parse(&edit(EXAMPLE)).expect_err("must fail").to_string()
+        Config::parse(&edit(EXAMPLE))
+            .expect_err("must fail")
+            .to_string()
     }
 
     #[test]
@@ -543,12 +575,17 @@ mod tests {
             "token = \"demo-manager-1\"",
             "token_env = \"GATEWAY_TEST_SECRET_TOKEN_UNSET\"",
         );
-        let e = Config::parse(&text).expect_err("unset variable").to_string();
+        let e = Config::parse(&text)
+            .expect_err("unset variable")
+            .to_string();
         assert!(e.contains("GATEWAY_TEST_SECRET_TOKEN_UNSET"), "{e}");
         assert!(e.contains("channels[0].managers[0].token_env"), "{e}");
         // PATH is always set; long enough to pass the token length rule.
         let text = EXAMPLE.replace("token = \"demo-manager-1\"", "token_env = \"PATH\"");
         let cfg = Config::parse(&text).expect("env token");
-        assert_eq!(cfg.channels[0].managers[0].token, std::env::var("PATH").unwrap());
+        assert_eq!(
+            cfg.channels[0].managers[0].token,
+            std::env::var("PATH").unwrap()
+        );
     }
 }

@@ -14,9 +14,13 @@ use tokio::sync::mpsc;
 /// Messages queued per browser session before new ones are dropped.
 pub const SESSION_QUEUE_LEN: usize = 64;
 
+/// One browser session: its id and its outgoing queue.
+type Session = (u64, mpsc::Sender<ServerMessage>);
+
 #[derive(Default)]
 pub struct ManagerHub {
-    sessions: Mutex<HashMap<String, Vec<(u64, mpsc::Sender<ServerMessage>)>>>,
+    /// Sessions by manager id.
+    sessions: Mutex<HashMap<String, Vec<Session>>>,
     next_session_id: AtomicU64,
     dropped_messages: AtomicU64,
 }
@@ -27,7 +31,10 @@ impl ManagerHub {
         let id = self.next_session_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SESSION_QUEUE_LEN);
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.entry(manager_id.to_string()).or_default().push((id, tx));
+        sessions
+            .entry(manager_id.to_string())
+            .or_default()
+            .push((id, tx));
         (id, rx)
     }
 

@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gateway", about = "Telephony gateway: carrier SIP trunks to managers' browsers")]
+#[command(
+    name = "gateway",
+    about = "Telephony gateway: carrier SIP trunks to managers' browsers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,10 +65,14 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Serve { config } => {
             let config = load(&config).with_context(|| "invalid configuration")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async move {
                 let server = gateway::server::start(config, Default::default()).await?;
-                tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("waiting for Ctrl-C")?;
                 tracing::info!("shutting down");
                 server.shutdown();
                 Ok(())

@@ -27,11 +27,15 @@ impl Cidr {
         };
         match (self.network, addr) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -48,7 +52,9 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let network: IpAddr = addr.parse().map_err(|_| CidrError::BadAddress(s.to_string()))?;
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| CidrError::BadAddress(s.to_string()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix_len = match prefix {
             None => max,
@@ -58,7 +64,10 @@ impl FromStr for Cidr {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| CidrError::BadPrefix(s.to_string()))?,
         };
-        Ok(Cidr { network, prefix_len })
+        Ok(Cidr {
+            network,
+            prefix_len,
+        })
     }
 }
 
@@ -92,9 +101,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!("10.0.0.0/33".parse::<Cidr>(), Err(CidrError::BadPrefix(_))));
-        assert!(matches!("10.0.0/8".parse::<Cidr>(), Err(CidrError::BadAddress(_))));
-        assert!(matches!("::/129".parse::<Cidr>(), Err(CidrError::BadPrefix(_))));
+        assert!(matches!(
+            "10.0.0.0/33".parse::<Cidr>(),
+            Err(CidrError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "10.0.0/8".parse::<Cidr>(),
+            Err(CidrError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "::/129".parse::<Cidr>(),
+            Err(CidrError::BadPrefix(_))
+        ));
         assert!(matches!("x".parse::<Cidr>(), Err(CidrError::BadAddress(_))));
     }
 }

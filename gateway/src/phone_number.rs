@@ -54,7 +54,9 @@ pub fn normalize_e164(input: &str) -> Result<String, PhoneNumberError> {
     } else if digits.starts_with(KOREA_CC) && (10..=12).contains(&digits.len()) {
         // Country code written without the plus, as some carriers do in From headers.
         digits
-    } else if digits.len() == 8 && (digits.starts_with("15") || digits.starts_with("16") || digits.starts_with("18")) {
+    } else if digits.len() == 8
+        && (digits.starts_with("15") || digits.starts_with("16") || digits.starts_with("18"))
+    {
         // Korean nationwide service numbers (1588-xxxx …) have no trunk prefix.
         format!("{KOREA_CC}{digits}")
     } else {
@@ -95,19 +97,41 @@ mod tests {
             "07012345678;npdi",
             "+82-70-1234-5678;phone-context=+82",
         ] {
-            assert_eq!(normalize_e164(input).as_deref(), Ok("+827012345678"), "{input}");
+            assert_eq!(
+                normalize_e164(input).as_deref(),
+                Ok("+827012345678"),
+                "{input}"
+            );
         }
-        assert_eq!(normalize_e164("+14155550100").as_deref(), Ok("+14155550100"));
+        assert_eq!(
+            normalize_e164("+14155550100").as_deref(),
+            Ok("+14155550100")
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_number() {
         assert_eq!(normalize_e164(""), Err(PhoneNumberError::Empty));
         assert_eq!(normalize_e164(";x"), Err(PhoneNumberError::Empty));
-        assert!(matches!(normalize_e164("anonymous"), Err(PhoneNumberError::BadCharacter(_))));
-        assert!(matches!(normalize_e164("0701+2345678"), Err(PhoneNumberError::BadCharacter(_))));
-        assert!(matches!(normalize_e164("12"), Err(PhoneNumberError::BadLength(_))));
-        assert!(matches!(normalize_e164("+1234567890123456"), Err(PhoneNumberError::BadLength(_))));
-        assert!(matches!(normalize_e164("012"), Err(PhoneNumberError::BadLength(_))));
+        assert!(matches!(
+            normalize_e164("anonymous"),
+            Err(PhoneNumberError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            normalize_e164("0701+2345678"),
+            Err(PhoneNumberError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            normalize_e164("12"),
+            Err(PhoneNumberError::BadLength(_))
+        ));
+        assert!(matches!(
+            normalize_e164("+1234567890123456"),
+            Err(PhoneNumberError::BadLength(_))
+        ));
+        assert!(matches!(
+            normalize_e164("012"),
+            Err(PhoneNumberError::BadLength(_))
+        ));
     }
 }

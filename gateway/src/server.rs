@@ -58,13 +58,20 @@ pub async fn seed(db: &Db, config: &Config, now_ms: i64) -> anyhow::Result<()> {
         db.upsert_channel(&db::Channel {
             id: ch.id.clone(),
             name: ch.name.clone(),
-            plan: if ch.plan_paid { db::Plan::Paid } else { db::Plan::Free },
+            plan: if ch.plan_paid {
+                db::Plan::Paid
+            } else {
+                db::Plan::Free
+            },
             business_verified: ch.business_verified,
             meet_voice_video_enabled: ch.meet_voice_video_enabled,
             call_rate_per_minute_minor: ch.call_rate_per_minute_minor,
             currency: ch.currency.clone(),
             ring_all_phone_team: false,
-            transcription_language: ch.transcription_language.parse().unwrap_or(db::TranscriptionLanguage::Auto),
+            transcription_language: ch
+                .transcription_language
+                .parse()
+                .unwrap_or(db::TranscriptionLanguage::Auto),
             created_at_ms: now_ms,
         })
         .await
@@ -107,7 +114,11 @@ pub async fn seed(db: &Db, config: &Config, now_ms: i64) -> anyhow::Result<()> {
                     channel_id: ch.id.clone(),
                     name: m.name.clone(),
                     token_sha256: token_sha256(&m.token),
-                    role: if m.admin { db::Role::Admin } else { db::Role::Manager },
+                    role: if m.admin {
+                        db::Role::Admin
+                    } else {
+                        db::Role::Manager
+                    },
                     operator_seat: m.operator_seat,
                 },
                 now_ms,
@@ -122,22 +133,32 @@ pub async fn seed(db: &Db, config: &Config, now_ms: i64) -> anyhow::Result<()> {
 pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<RunningServer> {
     if let Some(path) = config.database_url.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    let db = Db::connect(&config.database_url)
-        .await
-        .with_context(|| format!("connecting to the database ({})", redact(&config.database_url)))?;
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "connecting to the database ({})",
+            redact(&config.database_url)
+        )
+    })?;
     db.migrate().await.context("running migrations")?;
     let now_ms = crate::sip_service::service::unix_ms();
     seed(&db, &config, now_ms).await?;
     // Sessions and rings do not survive a restart of this node.
-    db.reset_live_state().await.context("resetting presence and rings")?;
+    db.reset_live_state()
+        .await
+        .context("resetting presence and rings")?;
 
     let udp = match config.sip.udp_listen {
         Some(addr) => Some(Arc::new(
-            UdpSocket::bind(addr).await.with_context(|| format!("binding SIP UDP on {addr}"))?,
+            UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("binding SIP UDP on {addr}"))?,
         )),
         None => None,
     };
@@ -148,7 +169,11 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         (t, _) => t,
     };
     let tcp = match tcp_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding SIP TCP on {addr}"))?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding SIP TCP on {addr}"))?,
+        ),
         None => None,
     };
     let tcp_addr = tcp.as_ref().map(|s| s.local_addr()).transpose()?;
@@ -180,7 +205,11 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     );
     let mut tasks = vec![tokio::spawn(service.run(inbound_rx, cmd_rx))];
     if let Some(sock) = udp {
-        tasks.push(tokio::spawn(transport::run_udp(sock, inbound_tx.clone(), transport_stats.clone())));
+        tasks.push(tokio::spawn(transport::run_udp(
+            sock,
+            inbound_tx.clone(),
+            transport_stats.clone(),
+        )));
     }
     if let Some(listener) = tcp {
         tasks.push(tokio::spawn(transport::run_tcp_listener(
@@ -226,7 +255,10 @@ fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("sqlite:var/g.db"), "sqlite:var/g.db");
     }
 }

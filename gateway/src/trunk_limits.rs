@@ -15,9 +15,8 @@ pub enum LimitExceeded {
 impl LimitExceeded {
     pub fn retry_after_s(self) -> u32 {
         match self {
-            LimitExceeded::CallsPerSecond { retry_after_s } | LimitExceeded::ConcurrentCalls { retry_after_s } => {
-                retry_after_s
-            }
+            LimitExceeded::CallsPerSecond { retry_after_s }
+            | LimitExceeded::ConcurrentCalls { retry_after_s } => retry_after_s,
         }
     }
 
@@ -91,7 +90,10 @@ mod tests {
         for _ in 0..5 {
             l.try_admit(t0).unwrap();
         }
-        assert_eq!(l.try_admit(t0), Err(LimitExceeded::CallsPerSecond { retry_after_s: 1 }));
+        assert_eq!(
+            l.try_admit(t0),
+            Err(LimitExceeded::CallsPerSecond { retry_after_s: 1 })
+        );
         // 200 ms at 5/s refills exactly one token.
         l.try_admit(t0 + Duration::from_millis(200)).unwrap();
         assert!(l.try_admit(t0 + Duration::from_millis(200)).is_err());

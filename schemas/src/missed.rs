@@ -38,7 +38,10 @@ impl MissedReason {
     }
 
     pub fn parse(code: &str) -> Option<MissedReason> {
-        MissedReason::ALL.iter().copied().find(|r| r.as_str() == code)
+        MissedReason::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == code)
     }
 }
 

@@ -105,19 +105,10 @@ pub enum EndpointEvent {
     TransportError { key: TransactionKey },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EndpointConfig {
     pub timers: TimerConfig,
     pub limits: Limits,
-}
-
-impl Default for EndpointConfig {
-    fn default() -> Self {
-        EndpointConfig {
-            timers: TimerConfig::default(),
-            limits: Limits::default(),
-        }
-    }
 }
 
 /// Counters for what arrived and what the layer did about it without the TU.
@@ -136,6 +127,8 @@ pub struct EndpointStats {
     pub cancels_unmatched: u64,
 }
 
+/// The four machines of RFC 3261 §17, named as the RFC names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug)]
 enum Machine {
     ServerInvite(ServerInviteTransaction),
@@ -271,25 +264,58 @@ impl Endpoint {
         match req.method {
             rsip::Method::Ack => {
                 // ACK for a 2xx is its own transaction-less request (§17.1.1.3, §13.3.1.4).
-                self.events.push_back(EndpointEvent::Ack { request: req, peer });
+                self.events
+                    .push_back(EndpointEvent::Ack { request: req, peer });
             }
             rsip::Method::Cancel => self.handle_cancel(now, peer, key, req),
             rsip::Method::Invite => {
-                match ServerInviteTransaction::new(now, req.clone(), peer.transport.is_reliable(), self.config.timers) {
+                match ServerInviteTransaction::new(
+                    now,
+                    req.clone(),
+                    peer.transport.is_reliable(),
+                    self.config.timers,
+                ) {
                     Ok(t) => {
-                        self.insert(now, key.clone(), Machine::ServerInvite(t), response_peer_for_request(&req, peer));
-                        self.events.push_back(EndpointEvent::Request { key, request: req, peer });
+                        self.insert(
+                            now,
+                            key.clone(),
+                            Machine::ServerInvite(t),
+                            response_peer_for_request(&req, peer),
+                        );
+                        self.events.push_back(EndpointEvent::Request {
+                            key,
+                            request: req,
+                            peer,
+                        });
                     }
-                    Err(e) => self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None),
+                    Err(e) => {
+                        self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None)
+                    }
                 }
             }
             _ => {
-                match ServerNonInviteTransaction::new(now, req.clone(), peer.transport.is_reliable(), self.config.timers) {
+                match ServerNonInviteTransaction::new(
+                    now,
+                    req.clone(),
+                    peer.transport.is_reliable(),
+                    self.config.timers,
+                ) {
                     Ok(t) => {
-                        self.insert(now, key.clone(), Machine::ServerNonInvite(t), response_peer_for_request(&req, peer));
-                        self.events.push_back(EndpointEvent::Request { key, request: req, peer });
+                        self.insert(
+                            now,
+                            key.clone(),
+                            Machine::ServerNonInvite(t),
+                            response_peer_for_request(&req, peer),
+                        );
+                        self.events.push_back(EndpointEvent::Request {
+                            key,
+                            request: req,
+                            peer,
+                        });
                     }
-                    Err(e) => self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None),
+                    Err(e) => {
+                        self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None)
+                    }
                 }
             }
         }
@@ -299,7 +325,12 @@ impl Endpoint {
     /// INVITE it is answered 200 and the TU told, else 481.
     fn handle_cancel(&mut self, now: Instant, peer: Peer, key: TransactionKey, req: rsip::Request) {
         let reply_to = response_peer_for_request(&req, peer);
-        let t = match ServerNonInviteTransaction::new(now, req.clone(), peer.transport.is_reliable(), self.config.timers) {
+        let t = match ServerNonInviteTransaction::new(
+            now,
+            req.clone(),
+            peer.transport.is_reliable(),
+            self.config.timers,
+        ) {
             Ok(t) => t,
             Err(e) => {
                 self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None);
@@ -322,7 +353,10 @@ impl Endpoint {
         let response = message::build_response(&req, status, None, None);
         let _ = self.respond(now, &key, response);
         if let (Some(true), Some(invite_key)) = (pending, invite_key) {
-            self.events.push_back(EndpointEvent::Cancelled { invite_key, cancel: req });
+            self.events.push_back(EndpointEvent::Cancelled {
+                invite_key,
+                cancel: req,
+            });
         }
     }
 
@@ -372,7 +406,9 @@ impl Endpoint {
     /// is never left waiting and the transaction never leaks. Returns whether it answered.
     pub fn fail_if_pending(&mut self, now: Instant, key: &TransactionKey, status: u16) -> bool {
         let response = match self.transactions.get(key).map(|e| &e.machine) {
-            Some(Machine::ServerInvite(t)) if t.state() == crate::transaction::TransactionState::Proceeding => {
+            Some(Machine::ServerInvite(t))
+                if t.state() == crate::transaction::TransactionState::Proceeding =>
+            {
                 // §8.2.6.2: a final response needs a To tag; this one ends the dialog attempt.
                 message::build_response(t.request(), status, None, Some("gw-failed"))
             }
@@ -388,7 +424,8 @@ impl Endpoint {
         peer: Peer,
         request: rsip::Request,
     ) -> Result<TransactionKey, EndpointError> {
-        let key = TransactionKey::client_from_request(&request).map_err(EndpointError::Transaction)?;
+        let key =
+            TransactionKey::client_from_request(&request).map_err(EndpointError::Transaction)?;
         if self.transactions.contains_key(&key) {
             return Err(EndpointError::DuplicateTransaction);
         }
@@ -512,15 +549,19 @@ impl Endpoint {
                     response,
                 }),
                 TransactionEvent::Request(request) => Some(EndpointEvent::Ack { request, peer }),
-                TransactionEvent::Timeout { timer } if is_server => Some(EndpointEvent::ServerTimeout {
-                    key: key.clone(),
-                    timer,
-                }),
+                TransactionEvent::Timeout { timer } if is_server => {
+                    Some(EndpointEvent::ServerTimeout {
+                        key: key.clone(),
+                        timer,
+                    })
+                }
                 TransactionEvent::Timeout { timer } => Some(EndpointEvent::ClientTimeout {
                     key: key.clone(),
                     timer,
                 }),
-                TransactionEvent::TransportError => Some(EndpointEvent::TransportError { key: key.clone() }),
+                TransactionEvent::TransportError => {
+                    Some(EndpointEvent::TransportError { key: key.clone() })
+                }
                 TransactionEvent::Terminated => None,
             };
             self.events.extend(event);
@@ -541,7 +582,13 @@ impl Endpoint {
         }
     }
 
-    fn answer_stateless(&mut self, peer: Peer, req: &rsip::Request, status: u16, reason: Option<&str>) {
+    fn answer_stateless(
+        &mut self,
+        peer: Peer,
+        req: &rsip::Request,
+        status: u16,
+        reason: Option<&str>,
+    ) {
         if req.method == rsip::Method::Ack {
             return; // §17: ACK is never answered.
         }
@@ -572,7 +619,11 @@ fn response_peer_for_request(req: &rsip::Request, peer: Peer) -> Peer {
         return peer;
     }
     match message::headers::top_via(&req.headers) {
-        Ok(via) => Peer::udp(message::response_destination(&via, peer.addr, message::ResponseTransport::Unreliable)),
+        Ok(via) => Peer::udp(message::response_destination(
+            &via,
+            peer.addr,
+            message::ResponseTransport::Unreliable,
+        )),
         Err(_) => peer,
     }
 }
@@ -582,7 +633,11 @@ fn response_peer(resp: &rsip::Response, peer: Peer) -> Peer {
         return peer;
     }
     match message::headers::top_via(&resp.headers) {
-        Ok(via) => Peer::udp(message::response_destination(&via, peer.addr, message::ResponseTransport::Unreliable)),
+        Ok(via) => Peer::udp(message::response_destination(
+            &via,
+            peer.addr,
+            message::ResponseTransport::Unreliable,
+        )),
         Err(_) => peer,
     }
 }
@@ -610,14 +665,19 @@ mod tests {
     }
 
     fn cancel(branch: &str) -> String {
-        invite(branch).replace("INVITE sip:", "CANCEL sip:").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        invite(branch)
+            .replace("INVITE sip:", "CANCEL sip:")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
     }
 
     fn ack(branch: &str, to_tag: &str) -> String {
         invite(branch)
             .replace("INVITE sip:", "ACK sip:")
             .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
-            .replace("To: <sip:07012345678@gw.example>", &format!("To: <sip:07012345678@gw.example>;tag={to_tag}"))
+            .replace(
+                "To: <sip:07012345678@gw.example>",
+                &format!("To: <sip:07012345678@gw.example>;tag={to_tag}"),
+            )
     }
 
     fn statuses(ep: &mut Endpoint) -> Vec<u16> {
@@ -642,17 +702,33 @@ mod tests {
         let mut ep = Endpoint::new(EndpointConfig::default());
         ep.handle_datagram(t0, carrier(), invite("c1").as_bytes());
         let (key, req) = new_request(&mut ep);
-        ep.respond(t0, &key, message::build_response(&req, 180, None, Some("gw1"))).unwrap();
+        ep.respond(
+            t0,
+            &key,
+            message::build_response(&req, 180, None, Some("gw1")),
+        )
+        .unwrap();
         assert_eq!(statuses(&mut ep), [180]);
         ep.handle_datagram(t0, carrier(), cancel("c1").as_bytes());
         assert_eq!(statuses(&mut ep), [200]);
-        assert!(matches!(ep.poll_event(), Some(EndpointEvent::Cancelled { invite_key, .. }) if invite_key == key));
-        ep.respond(t0, &key, message::build_response(&req, 487, None, Some("gw1"))).unwrap();
+        assert!(
+            matches!(ep.poll_event(), Some(EndpointEvent::Cancelled { invite_key, .. }) if invite_key == key)
+        );
+        ep.respond(
+            t0,
+            &key,
+            message::build_response(&req, 487, None, Some("gw1")),
+        )
+        .unwrap();
         assert_eq!(statuses(&mut ep), [487]);
         // Lost ACK: Timer G resends the 487 at T1.
         ep.handle_timeout(t0 + Duration::from_millis(500));
         assert_eq!(statuses(&mut ep), [487]);
-        ep.handle_datagram(t0 + Duration::from_millis(600), carrier(), ack("c1", "gw1").as_bytes());
+        ep.handle_datagram(
+            t0 + Duration::from_millis(600),
+            carrier(),
+            ack("c1", "gw1").as_bytes(),
+        );
         // The ACK of a non-2xx is absorbed by the transaction (§17.2.1), not passed up.
         assert!(ep.poll_event().is_none());
         // Timer I (T4) and the CANCEL's Timer J (64·T1) clean everything up.
@@ -694,7 +770,8 @@ mod tests {
         // Nothing sent yet, so nothing to resend; no second request event.
         assert!(statuses(&mut ep).is_empty());
         assert!(ep.poll_event().is_none());
-        ep.respond(t0, &key, message::build_response(&req, 100, None, None)).unwrap();
+        ep.respond(t0, &key, message::build_response(&req, 100, None, None))
+            .unwrap();
         ep.handle_datagram(t0, carrier(), invite("r1").as_bytes());
         assert_eq!(statuses(&mut ep), [100, 100]);
         assert_eq!(ep.stats().retransmissions_absorbed, 2);
@@ -734,7 +811,9 @@ mod tests {
         let t0 = Instant::now();
         let mut ep = Endpoint::new(EndpointConfig::default());
         let options = "OPTIONS sip:carrier.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKopt1\r\nFrom: <sip:gw@gw.example>;tag=g\r\nTo: <sip:carrier.example>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-        let rsip::SipMessage::Request(req) = rsip::SipMessage::try_from(options).unwrap() else { panic!() };
+        let rsip::SipMessage::Request(req) = rsip::SipMessage::try_from(options).unwrap() else {
+            panic!()
+        };
         let key = ep.send_request(t0, carrier(), req).unwrap();
         assert_eq!(std::iter::from_fn(|| ep.poll_transmit()).count(), 1);
         // Timer E retransmits at 0.5 s, 1.5 s, …; Timer F gives up at 32 s.
@@ -746,8 +825,13 @@ mod tests {
             sent += std::iter::from_fn(|| ep.poll_transmit()).count();
         }
         assert_eq!(now, t0 + Duration::from_secs(32));
-        assert_eq!(sent, 10, "E at 0.5,1.5,3.5,7.5,11.5,15.5,19.5,23.5,27.5,31.5 s");
-        assert!(matches!(ep.poll_event(), Some(EndpointEvent::ClientTimeout { key: k, timer: Timer::F }) if k == key));
+        assert_eq!(
+            sent, 10,
+            "E at 0.5,1.5,3.5,7.5,11.5,15.5,19.5,23.5,27.5,31.5 s"
+        );
+        assert!(
+            matches!(ep.poll_event(), Some(EndpointEvent::ClientTimeout { key: k, timer: Timer::F }) if k == key)
+        );
         assert_eq!(ep.transaction_count(), 0);
     }
 }

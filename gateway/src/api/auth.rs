@@ -13,7 +13,10 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Optio
     let from_header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     from_header.or_else(|| {
         query?
@@ -53,7 +56,10 @@ mod tests {
         assert_eq!(bearer_token(&h, Some("access_token=")), None);
         assert_eq!(bearer_token(&h, None), None);
         h.insert("authorization", "Bearer demo-manager-1".parse().unwrap());
-        assert_eq!(bearer_token(&h, Some("access_token=other")), Some("demo-manager-1"));
+        assert_eq!(
+            bearer_token(&h, Some("access_token=other")),
+            Some("demo-manager-1")
+        );
         assert_eq!(
             token_sha256("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

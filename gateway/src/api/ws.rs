@@ -154,7 +154,11 @@ async fn handle_client_message(
 }
 
 fn broadcast_presence(state: &AppState, manager: &Manager, online: bool, do_not_disturb: bool) {
-    let presence = if online { Presence::Online } else { Presence::Offline };
+    let presence = if online {
+        Presence::Online
+    } else {
+        Presence::Offline
+    };
     state.hub.send(
         &manager.id,
         &ServerMessage::Presence {

@@ -67,7 +67,10 @@ impl Ctx {
         let mut response = message::build_response(&self.call.request, status, reason, tag);
         if (101..300).contains(&status) {
             // §12.1.1: a response that creates a dialog carries a Contact.
-            response = message::with_header(response, rsip::Header::Other("Contact".into(), self.call.contact.clone()));
+            response = message::with_header(
+                response,
+                rsip::Header::Other("Contact".into(), self.call.contact.clone()),
+            );
         }
         let _ = self
             .sip
@@ -81,7 +84,10 @@ impl Ctx {
     async fn respond_in_dialog(&self, key: TransactionKey, request: &rsip::Request, status: u16) {
         let mut response = message::build_response(request, status, None, None);
         if status == 405 || status == 501 {
-            response = message::with_header(response, rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()));
+            response = message::with_header(
+                response,
+                rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()),
+            );
         }
         let _ = self.sip.send(SipCommand::Respond { key, response }).await;
     }
@@ -157,14 +163,18 @@ async fn handle(
     }
     if !channel.business_verified {
         tracing::info!(channel = %channel.id, "call refused: channel business is not verified");
-        ctx.respond(403, Some("Channel Business Not Verified")).await;
+        ctx.respond(403, Some("Channel Business Not Verified"))
+            .await;
         return Ok(());
     }
 
     let now_ms = unix_ms();
     let caller = caller_number(request);
     let customer = match &caller {
-        Some(number) => db.find_or_create_customer_by_phone(&channel.id, number, now_ms).await?,
+        Some(number) => {
+            db.find_or_create_customer_by_phone(&channel.id, number, now_ms)
+                .await?
+        }
         // A withheld number (anonymous) is a new customer each time: nothing to match on.
         None => db.create_customer(&channel.id, now_ms).await?,
     };
@@ -184,7 +194,17 @@ async fn handle(
         )
         .await?;
     ctx.state.calls.insert(&consultation.id, tx);
-    let result = ring(ctx, rx, &channel.id, &consultation.id, &record, caller, &dialled, &customer).await;
+    let result = ring(
+        ctx,
+        rx,
+        &channel.id,
+        &consultation.id,
+        &record,
+        caller,
+        &dialled,
+        &customer,
+    )
+    .await;
     ctx.state.calls.remove(&consultation.id);
     result
 }
@@ -210,7 +230,12 @@ async fn ring(
             match action {
                 RingAction::ClaimNext { exclude } => {
                     let claimed = db
-                        .claim_next_manager(channel_id, consultation_id, &exclude.iter().map(String::as_str).collect::<Vec<_>>(), unix_ms())
+                        .claim_next_manager(
+                            channel_id,
+                            consultation_id,
+                            &exclude.iter().map(String::as_str).collect::<Vec<_>>(),
+                            unix_ms(),
+                        )
                         .await?;
                     ringing.handle_input(Instant::now(), RingInput::Claimed(claimed.map(|m| m.id)));
                 }
@@ -225,7 +250,13 @@ async fn ring(
                         ring_expires_at_ms: expires_at_ms,
                     };
                     let delivered = ctx.state.hub.send(&manager_id, &msg) > 0;
-                    ringing.handle_input(Instant::now(), RingInput::RingDelivered { manager_id, delivered });
+                    ringing.handle_input(
+                        Instant::now(),
+                        RingInput::RingDelivered {
+                            manager_id,
+                            delivered,
+                        },
+                    );
                 }
                 RingAction::SendRinging => ctx.respond(180, None).await,
                 RingAction::StopRinging { manager_id, reason } => {
@@ -245,8 +276,14 @@ async fn ring(
                 RingAction::Missed { reason, sip_status } => {
                     // Answer the carrier first: it is waiting, the database is not.
                     ctx.respond(sip_status, None).await;
-                    db.mark_missed(consultation_id, &record.meet_id, &record.id, reason, unix_ms())
-                        .await?;
+                    db.mark_missed(
+                        consultation_id,
+                        &record.meet_id,
+                        &record.id,
+                        reason,
+                        unix_ms(),
+                    )
+                    .await?;
                     tracing::info!(consultation = %consultation_id, reason = reason.as_str(), "call missed");
                     return Ok(());
                 }

@@ -15,10 +15,17 @@ pub enum RingInput {
     /// Result of [`RingAction::ClaimNext`]: the manager now reserved for this call, or none.
     Claimed(Option<String>),
     /// The browser of this manager received the ring (or not, when no session was connected).
-    RingDelivered { manager_id: String, delivered: bool },
-    Declined { manager_id: String },
+    RingDelivered {
+        manager_id: String,
+        delivered: bool,
+    },
+    Declined {
+        manager_id: String,
+    },
     /// The manager's last browser session closed while it rang.
-    SessionGone { manager_id: String },
+    SessionGone {
+        manager_id: String,
+    },
     /// The carrier sent CANCEL (RFC 3261 §9.2).
     CallerCancelled,
 }
@@ -33,9 +40,15 @@ pub enum RingAction {
     /// First ring delivered: tell the carrier (180 Ringing, RFC 3261 §13.3.1.1).
     SendRinging,
     /// Withdraw the ring from this manager and free their reservation.
-    StopRinging { manager_id: String, reason: StopReason },
+    StopRinging {
+        manager_id: String,
+        reason: StopReason,
+    },
     /// The call is missed: record it and send the carrier this final status.
-    Missed { reason: MissedReason, sip_status: u16 },
+    Missed {
+        reason: MissedReason,
+        sip_status: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +90,9 @@ impl Ringing {
             sent_ringing: false,
             actions: Default::default(),
         };
-        r.actions.push_back(RingAction::ClaimNext { exclude: Vec::new() });
+        r.actions.push_back(RingAction::ClaimNext {
+            exclude: Vec::new(),
+        });
         r
     }
 
@@ -158,7 +173,9 @@ impl Ringing {
                 self.any_declined = true;
                 self.next_manager(manager_id, Some(StopReason::DeclinedByManager));
             }
-            RingInput::SessionGone { manager_id } if self.ringing_manager() == Some(&manager_id) => {
+            RingInput::SessionGone { manager_id }
+                if self.ringing_manager() == Some(&manager_id) =>
+            {
                 self.next_manager(manager_id, None);
             }
             // Late or duplicate inputs (a decline from a tab that no longer rings, a claim
@@ -185,7 +202,8 @@ impl Ringing {
                 reason: StopReason::Missed(reason),
             });
         }
-        self.actions.push_back(RingAction::Missed { reason, sip_status });
+        self.actions
+            .push_back(RingAction::Missed { reason, sip_status });
         self.state = State::Done;
     }
 }
@@ -207,8 +225,19 @@ mod tests {
     fn ring_m1(r: &mut Ringing, t: Instant) {
         assert_eq!(drain(r), vec![claim(&[])]);
         r.handle_input(t, RingInput::Claimed(Some("m1".into())));
-        assert_eq!(drain(r), vec![RingAction::Ring { manager_id: "m1".into() }]);
-        r.handle_input(t, RingInput::RingDelivered { manager_id: "m1".into(), delivered: true });
+        assert_eq!(
+            drain(r),
+            vec![RingAction::Ring {
+                manager_id: "m1".into()
+            }]
+        );
+        r.handle_input(
+            t,
+            RingInput::RingDelivered {
+                manager_id: "m1".into(),
+                delivered: true,
+            },
+        );
         assert_eq!(drain(r), vec![RingAction::SendRinging]);
     }
 
@@ -225,7 +254,10 @@ mod tests {
                     manager_id: "m1".into(),
                     reason: StopReason::Missed(MissedReason::CallerCancelled)
                 },
-                RingAction::Missed { reason: MissedReason::CallerCancelled, sip_status: 487 },
+                RingAction::Missed {
+                    reason: MissedReason::CallerCancelled,
+                    sip_status: 487
+                },
             ]
         );
         assert!(r.is_done() && r.poll_timeout().is_none());
@@ -243,7 +275,10 @@ mod tests {
         let actions = drain(&mut r);
         assert_eq!(
             actions.last(),
-            Some(&RingAction::Missed { reason: MissedReason::NoAnswer, sip_status: 480 })
+            Some(&RingAction::Missed {
+                reason: MissedReason::NoAnswer,
+                sip_status: 480
+            })
         );
     }
 
@@ -252,24 +287,51 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Ringing::new(t0, Duration::from_secs(120));
         ring_m1(&mut r, t0);
-        r.handle_input(t0, RingInput::Declined { manager_id: "m1".into() });
+        r.handle_input(
+            t0,
+            RingInput::Declined {
+                manager_id: "m1".into(),
+            },
+        );
         assert_eq!(
             drain(&mut r),
             vec![
-                RingAction::StopRinging { manager_id: "m1".into(), reason: StopReason::DeclinedByManager },
+                RingAction::StopRinging {
+                    manager_id: "m1".into(),
+                    reason: StopReason::DeclinedByManager
+                },
                 claim(&["m1"]),
             ]
         );
         r.handle_input(t0, RingInput::Claimed(Some("m2".into())));
-        r.handle_input(t0, RingInput::RingDelivered { manager_id: "m2".into(), delivered: true });
+        r.handle_input(
+            t0,
+            RingInput::RingDelivered {
+                manager_id: "m2".into(),
+                delivered: true,
+            },
+        );
         // 180 already went out for m1: not again.
-        assert_eq!(drain(&mut r), vec![RingAction::Ring { manager_id: "m2".into() }]);
-        r.handle_input(t0, RingInput::Declined { manager_id: "m2".into() });
+        assert_eq!(
+            drain(&mut r),
+            vec![RingAction::Ring {
+                manager_id: "m2".into()
+            }]
+        );
+        r.handle_input(
+            t0,
+            RingInput::Declined {
+                manager_id: "m2".into(),
+            },
+        );
         assert_eq!(drain(&mut r).last(), Some(&claim(&["m1", "m2"])));
         r.handle_input(t0, RingInput::Claimed(None));
         assert_eq!(
             drain(&mut r),
-            vec![RingAction::Missed { reason: MissedReason::Declined, sip_status: 603 }]
+            vec![RingAction::Missed {
+                reason: MissedReason::Declined,
+                sip_status: 603
+            }]
         );
     }
 
@@ -281,7 +343,10 @@ mod tests {
         r.handle_input(t0, RingInput::Claimed(None));
         assert_eq!(
             drain(&mut r),
-            vec![RingAction::Missed { reason: MissedReason::NoAvailableManager, sip_status: 480 }]
+            vec![RingAction::Missed {
+                reason: MissedReason::NoAvailableManager,
+                sip_status: 480
+            }]
         );
     }
 
@@ -291,19 +356,39 @@ mod tests {
         let mut r = Ringing::new(t0, Duration::from_secs(120));
         drain(&mut r);
         r.handle_input(t0, RingInput::Claimed(Some("m1".into())));
-        r.handle_input(t0, RingInput::RingDelivered { manager_id: "m1".into(), delivered: false });
+        r.handle_input(
+            t0,
+            RingInput::RingDelivered {
+                manager_id: "m1".into(),
+                delivered: false,
+            },
+        );
         let actions = drain(&mut r);
         assert_eq!(actions.last(), Some(&claim(&["m1"])));
         r.handle_input(t0, RingInput::Claimed(Some("m2".into())));
-        r.handle_input(t0, RingInput::RingDelivered { manager_id: "m2".into(), delivered: true });
+        r.handle_input(
+            t0,
+            RingInput::RingDelivered {
+                manager_id: "m2".into(),
+                delivered: true,
+            },
+        );
         drain(&mut r);
-        r.handle_input(t0, RingInput::SessionGone { manager_id: "m2".into() });
+        r.handle_input(
+            t0,
+            RingInput::SessionGone {
+                manager_id: "m2".into(),
+            },
+        );
         assert_eq!(drain(&mut r).last(), Some(&claim(&["m1", "m2"])));
         r.handle_input(t0, RingInput::Claimed(None));
         // Nobody declined: the reason is that nobody could take it.
         assert_eq!(
             drain(&mut r),
-            vec![RingAction::Missed { reason: MissedReason::NoAvailableManager, sip_status: 480 }]
+            vec![RingAction::Missed {
+                reason: MissedReason::NoAvailableManager,
+                sip_status: 480
+            }]
         );
     }
 
@@ -312,7 +397,12 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Ringing::new(t0, Duration::from_secs(120));
         ring_m1(&mut r, t0);
-        r.handle_input(t0, RingInput::Declined { manager_id: "someone-else".into() });
+        r.handle_input(
+            t0,
+            RingInput::Declined {
+                manager_id: "someone-else".into(),
+            },
+        );
         r.handle_input(t0, RingInput::Claimed(Some("m9".into())));
         assert!(drain(&mut r).is_empty());
         assert_eq!(r.ringing_manager(), Some("m1"));
@@ -328,10 +418,16 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Ringing::new(t0, Duration::from_secs(10));
         drain(&mut r);
-        r.handle_input(t0 + Duration::from_secs(11), RingInput::Claimed(Some("m1".into())));
+        r.handle_input(
+            t0 + Duration::from_secs(11),
+            RingInput::Claimed(Some("m1".into())),
+        );
         assert_eq!(
             drain(&mut r),
-            vec![RingAction::Missed { reason: MissedReason::NoAnswer, sip_status: 480 }]
+            vec![RingAction::Missed {
+                reason: MissedReason::NoAnswer,
+                sip_status: 480
+            }]
         );
     }
 }

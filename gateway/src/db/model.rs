@@ -251,7 +251,10 @@ pub(crate) fn get_bool(row: &AnyRow, col: &'static str) -> Result<bool, DbError>
 
 pub(crate) fn get_enum<T: FromStr>(row: &AnyRow, col: &'static str) -> Result<T, DbError> {
     let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| DbError::InvalidValue { column: col, value: s })
+    s.parse().map_err(|_| DbError::InvalidValue {
+        column: col,
+        value: s,
+    })
 }
 
 pub(crate) fn get_opt_enum<T: FromStr>(
@@ -259,7 +262,12 @@ pub(crate) fn get_opt_enum<T: FromStr>(
     col: &'static str,
 ) -> Result<Option<T>, DbError> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| s.parse().map_err(|_| DbError::InvalidValue { column: col, value: s }))
+    s.map(|s| {
+        s.parse().map_err(|_| DbError::InvalidValue {
+            column: col,
+            value: s,
+        })
+    })
     .transpose()
 }
 

@@ -26,12 +26,18 @@ pub struct SipStats {
 
 impl SipStats {
     fn update_endpoint(&self, s: &EndpointStats, transactions: usize) {
-        self.messages_received.store(s.messages_received, Ordering::Relaxed);
-        self.malformed_answered.store(s.malformed_answered, Ordering::Relaxed);
-        self.malformed_dropped.store(s.malformed_dropped, Ordering::Relaxed);
-        self.retransmissions_absorbed.store(s.retransmissions_absorbed, Ordering::Relaxed);
-        self.stray_responses.store(s.stray_responses, Ordering::Relaxed);
-        self.active_transactions.store(transactions as u64, Ordering::Relaxed);
+        self.messages_received
+            .store(s.messages_received, Ordering::Relaxed);
+        self.malformed_answered
+            .store(s.malformed_answered, Ordering::Relaxed);
+        self.malformed_dropped
+            .store(s.malformed_dropped, Ordering::Relaxed);
+        self.retransmissions_absorbed
+            .store(s.retransmissions_absorbed, Ordering::Relaxed);
+        self.stray_responses
+            .store(s.stray_responses, Ordering::Relaxed);
+        self.active_transactions
+            .store(transactions as u64, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format.
@@ -40,7 +46,10 @@ impl SipStats {
             ("sip_messages_received_total", &self.messages_received),
             ("sip_malformed_answered_total", &self.malformed_answered),
             ("sip_malformed_dropped_total", &self.malformed_dropped),
-            ("sip_retransmissions_absorbed_total", &self.retransmissions_absorbed),
+            (
+                "sip_retransmissions_absorbed_total",
+                &self.retransmissions_absorbed,
+            ),
             ("sip_stray_responses_total", &self.stray_responses),
             ("sip_active_transactions", &self.active_transactions),
             ("sip_forbidden_source_total", &self.forbidden_source),

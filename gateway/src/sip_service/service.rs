@@ -113,7 +113,8 @@ impl SipService {
             .map(|(channel_id, t)| TrunkRuntime {
                 limits: TrunkLimits::new(t.max_calls_per_second, t.max_concurrent_calls),
                 digest: t.digest.as_ref().map(|d| {
-                    DigestServer::new(d.realm.clone(), digest_secret.clone()).with_algorithms(&d.algorithms)
+                    DigestServer::new(d.realm.clone(), digest_secret.clone())
+                        .with_algorithms(&d.algorithms)
                 }),
                 channel_id,
                 config: t,
@@ -142,7 +143,11 @@ impl SipService {
         }
     }
 
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut commands: mpsc::Receiver<SipCommand>) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::Receiver<SipCommand>,
+    ) {
         loop {
             let deadline = self.endpoint.poll_timeout();
             let sleep = async {
@@ -171,7 +176,9 @@ impl SipService {
     fn handle_inbound(&mut self, now: Instant, msg: Inbound) {
         match msg {
             Inbound::Datagram { peer, bytes } => self.endpoint.handle_datagram(now, peer, &bytes),
-            Inbound::StreamMessage { peer, bytes } => self.endpoint.handle_stream_message(now, peer, &bytes),
+            Inbound::StreamMessage { peer, bytes } => {
+                self.endpoint.handle_stream_message(now, peer, &bytes)
+            }
             Inbound::Connected { id, writer } => {
                 self.tcp_writers.insert(id, writer);
             }
@@ -220,7 +227,8 @@ impl SipService {
                 break;
             }
         }
-        self.stats.update_endpoint(self.endpoint.stats(), self.endpoint.transaction_count());
+        self.stats
+            .update_endpoint(self.endpoint.stats(), self.endpoint.transaction_count());
     }
 
     async fn transmit(&mut self, t: Transmit) {
@@ -247,7 +255,9 @@ impl SipService {
 
     fn handle_event(&mut self, now: Instant, ev: EndpointEvent) {
         match ev {
-            EndpointEvent::Request { key, request, peer } => self.handle_request(now, key, request, peer),
+            EndpointEvent::Request { key, request, peer } => {
+                self.handle_request(now, key, request, peer)
+            }
             EndpointEvent::Cancelled { cancel, .. } => {
                 if let Some(call) = call_id_of(&cancel).and_then(|id| self.calls.get(&id)) {
                     let _ = call.tx.try_send(CallInput::CallerCancelled);
@@ -265,24 +275,43 @@ impl SipService {
         }
     }
 
-    fn respond(&mut self, now: Instant, key: &TransactionKey, request: &rsip::Request, status: u16, extra: &[(&str, String)]) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &rsip::Request,
+        status: u16,
+        extra: &[(&str, String)],
+    ) {
         let mut response = message::build_response(request, status, None, None);
         for (name, value) in extra {
-            response = message::with_header(response, rsip::Header::Other((*name).into(), value.clone()));
+            response =
+                message::with_header(response, rsip::Header::Other((*name).into(), value.clone()));
         }
         if let Err(e) = self.endpoint.respond(now, key, response) {
             tracing::debug!(error = %e, status, "response not sent");
         }
     }
 
-    fn handle_request(&mut self, now: Instant, key: TransactionKey, request: rsip::Request, peer: Peer) {
-        let has_to_tag = message::headers::to_tag(&request.headers).ok().flatten().is_some();
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: rsip::Request,
+        peer: Peer,
+    ) {
+        let has_to_tag = message::headers::to_tag(&request.headers)
+            .ok()
+            .flatten()
+            .is_some();
         if has_to_tag {
             return self.handle_in_dialog(now, key, request);
         }
         // RFC 3261 §11.2: OPTIONS is answered as an INVITE would be, so non-trunk peers get 403.
         let Some(trunk_index) = self.trunk_for(peer.addr) else {
-            self.stats.forbidden_source.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .forbidden_source
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(peer = %peer.addr, method = %request.method, "request from an address no trunk allows");
             return self.respond(now, &key, &request, 403, &[]);
         };
@@ -318,7 +347,13 @@ impl SipService {
                 };
                 if call.tx.try_send(input).is_err() {
                     // The call is ending or stuck: RFC 3261 §21.5.4 lets us ask for a retry.
-                    self.respond(now, &key, &request, 503, &[("Retry-After", "1".to_string())]);
+                    self.respond(
+                        now,
+                        &key,
+                        &request,
+                        503,
+                        &[("Retry-After", "1".to_string())],
+                    );
                 }
             }
             // §12.2.2: no dialog matches.
@@ -332,26 +367,47 @@ impl SipService {
             .position(|t| t.config.allowed_cidrs.iter().any(|c| c.contains(addr.ip())))
     }
 
-    fn admit_invite(&mut self, now: Instant, key: TransactionKey, request: rsip::Request, peer: Peer, trunk_index: usize) {
+    fn admit_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: rsip::Request,
+        peer: Peer,
+        trunk_index: usize,
+    ) {
         let now_ms = u64::try_from(unix_ms()).unwrap_or(0);
         // Digest challenge (RFC 3261 §22.2), when the trunk asks for one.
         if let Some(challenge_headers) = self.check_digest(trunk_index, &request, now_ms) {
-            let headers: Vec<(&str, String)> =
-                challenge_headers.into_iter().map(|v| ("WWW-Authenticate", v)).collect();
-            self.stats.auth_challenges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let headers: Vec<(&str, String)> = challenge_headers
+                .into_iter()
+                .map(|v| ("WWW-Authenticate", v))
+                .collect();
+            self.stats
+                .auth_challenges
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return self.respond(now, &key, &request, 401, &headers);
         }
         let trunk = &mut self.trunks[trunk_index];
         if let Err(limit) = trunk.limits.try_admit(now) {
-            self.stats.limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(trunk = %trunk.config.id, code = limit.code(), "INVITE over the trunk's limit");
-            return self.respond(now, &key, &request, 503, &[("Retry-After", limit.retry_after_s().to_string())]);
+            return self.respond(
+                now,
+                &key,
+                &request,
+                503,
+                &[("Retry-After", limit.retry_after_s().to_string())],
+            );
         }
         let offer = match negotiate(&request, self.local_media()) {
             Ok(o) => o,
             Err((status, warning)) => {
                 self.trunks[trunk_index].limits.release();
-                self.stats.no_common_codec.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stats
+                    .no_common_codec
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return self.respond(now, &key, &request, status, &[("Warning", warning)]);
             }
         };
@@ -362,7 +418,8 @@ impl SipService {
         // §8.2.6.1 / §17.2.1: the call layer needs the database before its next answer.
         self.respond(now, &key, &request, 100, &[]);
         let (tx, rx) = mpsc::channel(CALL_QUEUE_LEN);
-        self.calls.insert(call_id.clone(), LiveCall { tx: tx.clone() });
+        self.calls
+            .insert(call_id.clone(), LiveCall { tx: tx.clone() });
         let to_tag = format!("{:016x}", self.rng.gen::<u64>());
         let call = InboundCall {
             key,
@@ -382,7 +439,13 @@ impl SipService {
             trunk_index,
             invite_key: call.key.clone(),
         };
-        let actor = tokio::spawn(inbound::run(call, self.state.clone(), tx, rx, self.commands_tx.clone()));
+        let actor = tokio::spawn(inbound::run(
+            call,
+            self.state.clone(),
+            tx,
+            rx,
+            self.commands_tx.clone(),
+        ));
         let commands = self.commands_tx.clone();
         tokio::spawn(async move {
             if let Err(e) = actor.await {
@@ -393,7 +456,12 @@ impl SipService {
     }
 
     /// `None` when the request may pass; otherwise the challenge header values to send.
-    fn check_digest(&mut self, trunk_index: usize, request: &rsip::Request, now_ms: u64) -> Option<Vec<String>> {
+    fn check_digest(
+        &mut self,
+        trunk_index: usize,
+        request: &rsip::Request,
+        now_ms: u64,
+    ) -> Option<Vec<String>> {
         let trunk = &self.trunks[trunk_index];
         let (Some(server), Some(cfg)) = (&trunk.digest, &trunk.config.digest) else {
             return None;
@@ -401,14 +469,22 @@ impl SipService {
         let random: u64 = self.rng.gen();
         let header = request.headers.iter().find_map(|h| match h {
             rsip::Header::Authorization(a) => Some(a.value().to_string()),
-            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("Authorization") => Some(value.clone()),
+            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("Authorization") => {
+                Some(value.clone())
+            }
             _ => None,
         });
         let Some(header) = header else {
             return Some(server.challenge_headers(now_ms, random, false));
         };
         let verdict = Credentials::parse(&header).and_then(|creds| {
-            server.verify(&creds, "INVITE", &cfg.username, Secret::Password(&cfg.password), now_ms)
+            server.verify(
+                &creds,
+                "INVITE",
+                &cfg.username,
+                Secret::Password(&cfg.password),
+                now_ms,
+            )
         });
         match verdict {
             Ok(()) => None,
@@ -451,15 +527,22 @@ fn call_id_of(request: &rsip::Request) -> Option<String> {
 
 /// Runs SDP offer/answer on the INVITE's body (RFC 3264 §6). An INVITE without a body is a
 /// late offer: allowed, our offer goes in the 200 OK.
-fn negotiate(request: &rsip::Request, local: sdp::LocalMedia) -> Result<Option<sdp::Answer>, (u16, String)> {
+fn negotiate(
+    request: &rsip::Request,
+    local: sdp::LocalMedia,
+) -> Result<Option<sdp::Answer>, (u16, String)> {
     if request.body.is_empty() {
         return Ok(None);
     }
     let refuse = |e: sdp::SdpError| {
         // RFC 3261 §20.43: say why in a Warning (305 incompatible format, 304 media type…).
-        let warning = e.warning("gateway").unwrap_or_else(|| format!("399 gateway \"{e}\""));
+        let warning = e
+            .warning("gateway")
+            .unwrap_or_else(|| format!("399 gateway \"{e}\""));
         (e.sip_status(), warning)
     };
     let offer = sdp::SessionDescription::parse_bytes(&request.body).map_err(refuse)?;
-    sdp::negotiate_answer(&offer, &local).map(Some).map_err(refuse)
+    sdp::negotiate_answer(&offer, &local)
+        .map(Some)
+        .map_err(refuse)
 }

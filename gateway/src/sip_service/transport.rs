@@ -21,10 +21,21 @@ const TCP_WRITE_QUEUE_LEN: usize = 256;
 /// What the drivers hand to the SIP service.
 #[derive(Debug)]
 pub enum Inbound {
-    Datagram { peer: Peer, bytes: Bytes },
-    StreamMessage { peer: Peer, bytes: Bytes },
-    Connected { id: u64, writer: mpsc::Sender<Bytes> },
-    Closed { id: u64 },
+    Datagram {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    StreamMessage {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    Connected {
+        id: u64,
+        writer: mpsc::Sender<Bytes>,
+    },
+    Closed {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -34,7 +45,11 @@ pub struct TransportStats {
     pub tcp_framing_errors: AtomicU64,
 }
 
-pub async fn run_udp(socket: Arc<UdpSocket>, to_service: mpsc::Sender<Inbound>, stats: Arc<TransportStats>) {
+pub async fn run_udp(
+    socket: Arc<UdpSocket>,
+    to_service: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) {
     // 65,535 is the largest datagram; the message layer enforces its own limit after this.
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -131,7 +146,11 @@ async fn run_tcp_connection(
             match framer.next_frame() {
                 Ok(None) => break,
                 Ok(Some(Frame::Message(bytes))) => {
-                    if to_service.send(Inbound::StreamMessage { peer, bytes }).await.is_err() {
+                    if to_service
+                        .send(Inbound::StreamMessage { peer, bytes })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

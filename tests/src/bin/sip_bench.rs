@@ -21,7 +21,10 @@ const MANAGERS: usize = 400;
 const RING_MS: u32 = 100;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf()
 }
 
 fn bench_config(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -29,9 +32,18 @@ fn bench_config(dir: &Path) -> anyhow::Result<PathBuf> {
     let mut text = example
         .replace("127.0.0.1:5060", &format!("127.0.0.1:{SIP_PORT}"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{HTTP_PORT}"))
-        .replace("sqlite:var/gateway.db", &format!("sqlite:{}", dir.join("bench.db").display()))
-        .replace("max_calls_per_second = 1000", "max_calls_per_second = 100000")
-        .replace("max_concurrent_calls = 2000", "max_concurrent_calls = 100000");
+        .replace(
+            "sqlite:var/gateway.db",
+            &format!("sqlite:{}", dir.join("bench.db").display()),
+        )
+        .replace(
+            "max_calls_per_second = 1000",
+            "max_calls_per_second = 100000",
+        )
+        .replace(
+            "max_concurrent_calls = 2000",
+            "max_concurrent_calls = 100000",
+        );
     for i in 0..MANAGERS {
         text.push_str(&format!(
             "\n[[channels.managers]]\nid = \"bench-{i:04}\"\nname = \"Bench {i}\"\ntoken = \"bench-token-{i:04}\"\noperator_seat = true\n"
@@ -54,7 +66,10 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 }
 
 fn last_number(line: &str) -> Option<u64> {
-    line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).last()?.parse().ok()
+    line.split(|c: char| !c.is_ascii_digit())
+        .rfind(|s| !s.is_empty())?
+        .parse()
+        .ok()
 }
 
 struct RateResult {
@@ -74,9 +89,32 @@ async fn run_rate(gw_pid: u32, rate: u32, seconds: u32, dir: &Path) -> anyhow::R
         .arg(format!("127.0.0.1:{SIP_PORT}"))
         .arg("-sf")
         .arg(root().join("tests/sipp/uac_cancel.xml"))
-        .args(["-s", "07012345678", "-i", "127.0.0.1", "-p", "15070", "-mp", "16000"])
-        .args(["-r", &rate.to_string(), "-m", &calls.to_string(), "-l", "20000"])
-        .args(["-d", &RING_MS.to_string(), "-timeout", "120s", "-nostdin", "-trace_stat"])
+        .args([
+            "-s",
+            "07012345678",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "15070",
+            "-mp",
+            "16000",
+        ])
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-l",
+            "20000",
+        ])
+        .args([
+            "-d",
+            &RING_MS.to_string(),
+            "-timeout",
+            "120s",
+            "-nostdin",
+            "-trace_stat",
+        ])
         .arg("-stf")
         .arg(dir.join(format!("stat-{rate}.csv")))
         .stdin(Stdio::null())
@@ -88,7 +126,13 @@ async fn run_rate(gw_pid: u32, rate: u32, seconds: u32, dir: &Path) -> anyhow::R
     let wall_s = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(gw_pid)? - cpu_before;
     let screen = String::from_utf8_lossy(&out.stdout);
-    let find = |label: &str| screen.lines().filter(|l| l.trim_start().starts_with(label)).filter_map(last_number).last();
+    let find = |label: &str| {
+        screen
+            .lines()
+            .filter(|l| l.trim_start().starts_with(label))
+            .filter_map(last_number)
+            .next_back()
+    };
     let successful = find("Successful call").unwrap_or(0);
     let failed = find("Failed call").unwrap_or(u64::MAX);
     Ok(RateResult {
@@ -111,7 +155,10 @@ async fn main() -> anyhow::Result<()> {
         .map(str::parse)
         .collect::<Result<_, _>>()
         .context("rates: comma-separated integers")?;
-    let seconds: u32 = args.get(2).map_or(Ok(10), |s| s.parse()).context("seconds")?;
+    let seconds: u32 = args
+        .get(2)
+        .map_or(Ok(10), |s| s.parse())
+        .context("seconds")?;
     let gateway_bin = root().join("target/release/gateway");
     if !gateway_bin.exists() {
         bail!("build it first: cargo build --release -p gateway");
@@ -138,8 +185,13 @@ async fn main() -> anyhow::Result<()> {
     let mut sessions = Vec::new();
     for i in 0..MANAGERS {
         let mut req = format!("ws://127.0.0.1:{HTTP_PORT}/v1/ws").into_client_request()?;
-        req.headers_mut().insert("authorization", format!("Bearer bench-token-{i:04}").parse()?);
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.context("manager websocket")?;
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer bench-token-{i:04}").parse()?,
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("manager websocket")?;
         sessions.push(tokio::spawn(async move {
             let (_, mut read) = ws.split();
             while let Some(Ok(_)) = read.next().await {}

@@ -19,7 +19,10 @@ pub const DEMO_NUMBER: &str = "07012345678";
 
 /// The workspace root (tests run with the crate directory as cwd).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn scenario(name: &str) -> PathBuf {
@@ -33,7 +36,9 @@ fn unique_name(prefix: &str) -> String {
         "{prefix}-{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     )
 }
 
@@ -76,19 +81,37 @@ impl Gateway {
         let db_url = opts
             .database_url
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("gateway.db").display()));
-        let example = std::fs::read_to_string(workspace_root().join("deploy/gateway.example.toml"))?;
+        let example =
+            std::fs::read_to_string(workspace_root().join("deploy/gateway.example.toml"))?;
         let text = example
-            .replace("udp_listen = \"127.0.0.1:5060\"", "udp_listen = \"127.0.0.1:0\"")
-            .replace("tcp_listen = \"127.0.0.1:5060\"", "tcp_listen = \"127.0.0.1:0\"")
+            .replace(
+                "udp_listen = \"127.0.0.1:5060\"",
+                "udp_listen = \"127.0.0.1:0\"",
+            )
+            .replace(
+                "tcp_listen = \"127.0.0.1:5060\"",
+                "tcp_listen = \"127.0.0.1:0\"",
+            )
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
-            .replace("url = \"sqlite:var/gateway.db\"", &format!("url = \"{db_url}\""))
-            .replace("ring_timeout_ms = 120000", &format!("ring_timeout_ms = {}", opts.ring_timeout_ms));
+            .replace(
+                "url = \"sqlite:var/gateway.db\"",
+                &format!("url = \"{db_url}\""),
+            )
+            .replace(
+                "ring_timeout_ms = 120000",
+                &format!("ring_timeout_ms = {}", opts.ring_timeout_ms),
+            );
         let text = (opts.edit)(text);
         let config = Config::parse(&text).context("test configuration")?;
         let server = gateway::server::start(config, StartOptions { rng_seed: Some(7) }).await?;
         let sip = server.sip_udp.context("udp")?;
         let http = server.http;
-        Ok(Gateway { server, sip, http, dir })
+        Ok(Gateway {
+            server,
+            sip,
+            http,
+            dir,
+        })
     }
 
     pub fn db(&self) -> &gateway::db::Db {
@@ -109,9 +132,15 @@ pub struct Manager {
 impl Manager {
     pub async fn connect(http: SocketAddr, token: &str) -> anyhow::Result<Manager> {
         let mut req = format!("ws://{http}/v1/ws").into_client_request()?;
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.context("ws connect")?;
-        let mut m = Manager { ws, id: String::new() };
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("ws connect")?;
+        let mut m = Manager {
+            ws,
+            id: String::new(),
+        };
         match m.next(Duration::from_secs(5)).await? {
             ServerMessage::Hello { manager_id, .. } => m.id = manager_id,
             other => bail!("expected hello, got {other:?}"),
@@ -145,7 +174,9 @@ impl Manager {
     }
 
     pub async fn send(&mut self, msg: &ClientMessage) -> anyhow::Result<()> {
-        self.ws.send(Message::Text(serde_json::to_string(msg)?.into())).await?;
+        self.ws
+            .send(Message::Text(serde_json::to_string(msg)?.into()))
+            .await?;
         Ok(())
     }
 
@@ -196,7 +227,14 @@ impl Sipp {
                 "sipp {} failed ({}):\n{}\n{}",
                 self.scenario,
                 out.status,
-                String::from_utf8_lossy(&out.stdout).chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>(),
+                String::from_utf8_lossy(&out.stdout)
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>(),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -213,7 +251,12 @@ impl Sipp {
             .args(["-s", &self.service])
             .args(["-i", self.local_ip, "-mi", self.local_ip])
             .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
-            .args(["-m", &self.calls.to_string(), "-r", &self.rate_per_s.to_string()])
+            .args([
+                "-m",
+                &self.calls.to_string(),
+                "-r",
+                &self.rate_per_s.to_string(),
+            ])
             .args(["-d", &self.pause_ms.to_string()])
             .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
             .stdin(Stdio::null())
@@ -223,6 +266,8 @@ impl Sipp {
         if self.tcp {
             cmd.args(["-t", "t1"]);
         }
-        Ok(cmd.output().await.context("running sipp (Debian package sip-tester)")?)
+        cmd.output()
+            .await
+            .context("running sipp (Debian package sip-tester)")
     }
 }

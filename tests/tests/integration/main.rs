@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 //! The integration suite: one test binary, real peers (sipp, WebSocket clients) against
 //! gateways started in-process on free loopback ports.
 

@@ -14,7 +14,9 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for dir in ["valid", "invalid"] {
         let path = workspace_root().join("tests/sip-corpus").join(dir);
-        let Ok(entries) = std::fs::read_dir(&path) else { continue };
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
         for e in entries.flatten() {
             let bytes = std::fs::read(e.path()).expect("read corpus file");
             out.push((format!("{dir}/{}", e.file_name().to_string_lossy()), bytes));
@@ -61,16 +63,25 @@ fn garbage() -> Vec<(String, Vec<u8>)> {
         ("stray-response".to_string(), b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKnone\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n".to_vec()),
     ];
     for cut in [10, 40, 80, 120, valid.len() - 3] {
-        out.push((format!("truncated-{cut}"), valid[..cut.min(valid.len())].to_vec()));
+        out.push((
+            format!("truncated-{cut}"),
+            valid[..cut.min(valid.len())].to_vec(),
+        ));
     }
     out
 }
 
 #[tokio::test]
 async fn torture_and_garbage_never_break_the_gateway() {
-    let gw = Gateway::start(GatewayOptions::default()).await.expect("gateway");
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
     let corpus = corpus();
-    assert!(corpus.len() >= 20, "the RFC 4475 corpus is in tests/sip-corpus ({} files)", corpus.len());
+    assert!(
+        corpus.len() >= 20,
+        "the RFC 4475 corpus is in tests/sip-corpus ({} files)",
+        corpus.len()
+    );
     let inputs: Vec<_> = corpus.into_iter().chain(garbage()).collect();
 
     // UDP: one datagram each; note which got an answer.
@@ -85,13 +96,20 @@ async fn torture_and_garbage_never_break_the_gateway() {
         }
     }
     // Our own garbage asks for rport (RFC 3581), so its answers come back to this socket.
-    assert!(answered > 0, "malformed requests with a usable Via get 400-class answers");
+    assert!(
+        answered > 0,
+        "malformed requests with a usable Via get 400-class answers"
+    );
 
     // TCP: each input on its own connection, as a broken carrier stack would send it.
     let tcp_addr = gw.server.sip_tcp.expect("tcp");
     for (name, bytes) in &inputs {
-        let mut s = tokio::net::TcpStream::connect(tcp_addr).await.expect("connect");
-        s.write_all(bytes).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut s = tokio::net::TcpStream::connect(tcp_addr)
+            .await
+            .expect("connect");
+        s.write_all(bytes)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let _ = s.shutdown().await;
         let mut sink = Vec::new();
         let _ = tokio::time::timeout(Duration::from_millis(300), s.read_to_end(&mut sink)).await;
@@ -100,7 +118,10 @@ async fn torture_and_garbage_never_break_the_gateway() {
     let stats = &gw.server.sip_stats;
     let answered = stats.malformed_answered.load(Ordering::Relaxed);
     let dropped = stats.malformed_dropped.load(Ordering::Relaxed);
-    assert!(answered > 0 && dropped > 0, "answered {answered}, dropped {dropped}");
+    assert!(
+        answered > 0 && dropped > 0,
+        "answered {answered}, dropped {dropped}"
+    );
 
     // Still healthy: a valid call rings and is cancelled normally, over both transports.
     let mut m1 = gw.manager("demo-manager-1").await.expect("manager");
@@ -111,8 +132,12 @@ async fn torture_and_garbage_never_break_the_gateway() {
             s.tcp = tcp;
             s.run(target).await
         });
-        m1.ring(Duration::from_secs(10)).await.expect("ring after the torture");
-        sipp.await.expect("join").expect("valid call after malformed input");
+        m1.ring(Duration::from_secs(10))
+            .await
+            .expect("ring after the torture");
+        sipp.await
+            .expect("join")
+            .expect("valid call after malformed input");
     }
     let health = reqwest_free_healthz(gw.http).await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -121,7 +146,9 @@ async fn torture_and_garbage_never_break_the_gateway() {
 /// GET /healthz with a plain TCP socket (no HTTP client dependency needed).
 async fn reqwest_free_healthz(addr: std::net::SocketAddr) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
     out

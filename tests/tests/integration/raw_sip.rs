@@ -26,13 +26,19 @@ impl RawUdp {
     }
 
     pub async fn send(&self, text: &str) {
-        self.sock.send_to(text.as_bytes(), self.target).await.expect("send");
+        self.sock
+            .send_to(text.as_bytes(), self.target)
+            .await
+            .expect("send");
     }
 
     /// Next message received, or `None` after `within`.
     pub async fn recv(&self, within: Duration) -> Option<String> {
         let mut buf = vec![0u8; 65_535];
-        let (n, _) = tokio::time::timeout(within, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        let (n, _) = tokio::time::timeout(within, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
@@ -80,7 +86,13 @@ pub fn invite(local: SocketAddr, branch: &str, call_id: &str, cseq: u32, extra: 
     )
 }
 
-pub fn ack_for(local: SocketAddr, branch: &str, call_id: &str, cseq: u32, to_header: &str) -> String {
+pub fn ack_for(
+    local: SocketAddr,
+    branch: &str,
+    call_id: &str,
+    cseq: u32,
+    to_header: &str,
+) -> String {
     format!(
         "ACK sip:07012345678@127.0.0.1 SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
@@ -111,12 +123,22 @@ async fn calls_per_second_limit_answers_503_with_retry_after() {
     .expect("gateway");
     let c = RawUdp::new(gw.sip).await;
     for i in 0..4 {
-        c.send(&invite(c.local(), &format!("cps{i}"), &format!("cps-{i}"), 1, "")).await;
+        c.send(&invite(
+            c.local(),
+            &format!("cps{i}"),
+            &format!("cps-{i}"),
+            1,
+            "",
+        ))
+        .await;
     }
     let mut statuses = Vec::new();
     let mut retry_after = Vec::new();
     for _ in 0..4 {
-        let r = c.final_response(Duration::from_secs(5)).await.expect("final");
+        let r = c
+            .final_response(Duration::from_secs(5))
+            .await
+            .expect("final");
         if status(&r) == Some(503) {
             retry_after.extend(header(&r, "Retry-After").into_iter().map(str::to_string));
         }
@@ -139,7 +161,9 @@ async fn concurrent_call_limit_answers_503() {
     let mut m1 = gw.manager("demo-manager-1").await.expect("m1");
     let c = RawUdp::new(gw.sip).await;
     c.send(&invite(c.local(), "cc1", "cc-1", 1, "")).await;
-    m1.ring(Duration::from_secs(5)).await.expect("first call rings");
+    m1.ring(Duration::from_secs(5))
+        .await
+        .expect("first call rings");
     c.send(&invite(c.local(), "cc2", "cc-2", 1, "")).await;
     let r = c.final_response(Duration::from_secs(5)).await.expect("503");
     assert_eq!(status(&r), Some(503), "{r}");
@@ -166,7 +190,8 @@ async fn digest_challenge_then_sha256_and_md5_credentials_pass() {
     for (n, wanted) in ["SHA-256", "MD5"].into_iter().enumerate() {
         let c = RawUdp::new(gw.sip).await;
         let call_id = format!("auth-{n}");
-        c.send(&invite(c.local(), &format!("a{n}1"), &call_id, 1, "")).await;
+        c.send(&invite(c.local(), &format!("a{n}1"), &call_id, 1, ""))
+            .await;
         let r = c.final_response(Duration::from_secs(5)).await.unwrap();
         assert_eq!(status(&r), Some(401), "{r}");
         let challenges = header(&r, "WWW-Authenticate");
@@ -175,19 +200,52 @@ async fn digest_challenge_then_sha256_and_md5_credentials_pass() {
         assert!(challenges[0].contains("algorithm=SHA-256"), "{r}");
         assert!(challenges[1].contains("algorithm=MD5"), "{r}");
         let to = header(&r, "To")[0].to_string();
-        c.send(&ack_for(c.local(), &format!("a{n}1"), &call_id, 1, &to)).await;
+        c.send(&ack_for(c.local(), &format!("a{n}1"), &call_id, 1, &to))
+            .await;
         let chosen = challenges
             .iter()
             .find(|v| v.contains(&format!("algorithm={wanted}")))
             .and_then(|v| sip::digest::Challenge::parse(v).ok())
             .expect("challenge");
         // A wrong password is challenged again, not let through.
-        let bad = sip::digest::respond(&chosen, "INVITE", "sip:07012345678@127.0.0.1", "carrier", "wrong", "abc", 1).unwrap();
-        c.send(&invite(c.local(), &format!("a{n}2"), &call_id, 2, &format!("Authorization: {bad}\r\n"))).await;
+        let bad = sip::digest::respond(
+            &chosen,
+            "INVITE",
+            "sip:07012345678@127.0.0.1",
+            "carrier",
+            "wrong",
+            "abc",
+            1,
+        )
+        .unwrap();
+        c.send(&invite(
+            c.local(),
+            &format!("a{n}2"),
+            &call_id,
+            2,
+            &format!("Authorization: {bad}\r\n"),
+        ))
+        .await;
         let r = c.final_response(Duration::from_secs(5)).await.unwrap();
         assert_eq!(status(&r), Some(401), "{r}");
-        let good = sip::digest::respond(&chosen, "INVITE", "sip:07012345678@127.0.0.1", "carrier", "s3cret-pass", "abc", 2).unwrap();
-        c.send(&invite(c.local(), &format!("a{n}3"), &call_id, 3, &format!("Authorization: {good}\r\n"))).await;
+        let good = sip::digest::respond(
+            &chosen,
+            "INVITE",
+            "sip:07012345678@127.0.0.1",
+            "carrier",
+            "s3cret-pass",
+            "abc",
+            2,
+        )
+        .unwrap();
+        c.send(&invite(
+            c.local(),
+            &format!("a{n}3"),
+            &call_id,
+            3,
+            &format!("Authorization: {good}\r\n"),
+        ))
+        .await;
         // Through authentication: nobody is online, so the call is missed with 480.
         let r = c.final_response(Duration::from_secs(5)).await.unwrap();
         assert_eq!(status(&r), Some(480), "{wanted}: {r}");
@@ -197,7 +255,9 @@ async fn digest_challenge_then_sha256_and_md5_credentials_pass() {
 
 #[tokio::test]
 async fn retransmitted_invite_is_absorbed_by_its_transaction() {
-    let gw = Gateway::start(GatewayOptions::default()).await.expect("gateway");
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
     let mut m1 = gw.manager("demo-manager-1").await.expect("m1");
     let c = RawUdp::new(gw.sip).await;
     let inv = invite(c.local(), "rt1", "rt-1", 1, "");
@@ -213,7 +273,16 @@ async fn retransmitted_invite_is_absorbed_by_its_transaction() {
             ringing += 1;
         }
     }
-    assert!(ringing >= 2, "the 180 is resent on retransmissions, saw {ringing}");
+    assert!(
+        ringing >= 2,
+        "the 180 is resent on retransmissions, saw {ringing}"
+    );
     assert_eq!(consultations(&gw).await, 1);
-    assert!(gw.server.sip_stats.retransmissions_absorbed.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(
+        gw.server
+            .sip_stats
+            .retransmissions_absorbed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
 }
