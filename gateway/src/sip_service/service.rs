@@ -315,6 +315,18 @@ impl SipService {
             tracing::info!(peer = %peer.addr, method = %request.method, "request from an address no trunk allows");
             return self.respond(now, &key, &request, 403, &[]);
         };
+        // RFC 3261 §8.2.2.3: an extension the caller requires and we lack gets 420 listing it.
+        // No extension is implemented yet (100rel and timer arrive with the media bridge).
+        let required = message::headers::option_tags(&request.headers, "Require");
+        if !required.is_empty() && request.method != rsip::Method::Options {
+            return self.respond(
+                now,
+                &key,
+                &request,
+                420,
+                &[("Unsupported", required.join(", "))],
+            );
+        }
         match request.method {
             rsip::Method::Invite => self.admit_invite(now, key, request, peer, trunk_index),
             rsip::Method::Options => {
@@ -403,12 +415,14 @@ impl SipService {
         }
         let offer = match negotiate(&request, self.local_media()) {
             Ok(o) => o,
-            Err((status, warning)) => {
+            Err((status, header, value)) => {
                 self.trunks[trunk_index].limits.release();
-                self.stats
-                    .no_common_codec
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return self.respond(now, &key, &request, status, &[("Warning", warning)]);
+                if status == 488 {
+                    self.stats
+                        .no_common_codec
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return self.respond(now, &key, &request, status, &[(header, value)]);
             }
         };
         let Some(call_id) = call_id_of(&request) else {
@@ -530,16 +544,21 @@ fn call_id_of(request: &rsip::Request) -> Option<String> {
 fn negotiate(
     request: &rsip::Request,
     local: sdp::LocalMedia,
-) -> Result<Option<sdp::Answer>, (u16, String)> {
+) -> Result<Option<sdp::Answer>, (u16, &'static str, String)> {
     if request.body.is_empty() {
         return Ok(None);
+    }
+    // RFC 3261 §8.2.3: a body we cannot read is 415 with the types we accept.
+    let content_type = message::headers::content_type(&request.headers);
+    if content_type.as_deref() != Some("application/sdp") {
+        return Err((415, "Accept", "application/sdp".to_string()));
     }
     let refuse = |e: sdp::SdpError| {
         // RFC 3261 §20.43: say why in a Warning (305 incompatible format, 304 media type…).
         let warning = e
             .warning("gateway")
             .unwrap_or_else(|| format!("399 gateway \"{e}\""));
-        (e.sip_status(), warning)
+        (e.sip_status(), "Warning", warning)
     };
     let offer = sdp::SessionDescription::parse_bytes(&request.body).map_err(refuse)?;
     sdp::negotiate_answer(&offer, &local)

@@ -286,3 +286,31 @@ async fn retransmitted_invite_is_absorbed_by_its_transaction() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn required_extension_gets_420_and_a_foreign_body_415() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let c = RawUdp::new(gw.sip).await;
+    c.send(&invite(
+        c.local(),
+        "req1",
+        "req-1",
+        1,
+        "Require: 100rel, foo\r\n",
+    ))
+    .await;
+    let r = c.final_response(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status(&r), Some(420), "{r}");
+    assert_eq!(header(&r, "Unsupported"), ["100rel, foo"]);
+    let isup = invite(c.local(), "ct1", "ct-1", 1, "").replace(
+        "Content-Type: application/sdp",
+        "Content-Type: application/isup",
+    );
+    c.send(&isup).await;
+    let r = c.final_response(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(status(&r), Some(415), "{r}");
+    assert_eq!(header(&r, "Accept"), ["application/sdp"]);
+    assert_eq!(consultations(&gw).await, 0);
+}

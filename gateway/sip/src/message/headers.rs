@@ -635,6 +635,17 @@ pub fn content_type(headers: &rsip::Headers) -> Option<String> {
     (!media.is_empty()).then(|| media.to_ascii_lowercase())
 }
 
+/// Option tags of `Require`, `Supported` or `Proxy-Require` (RFC 3261 §20.32, §19.2): the
+/// comma-separated tokens of every such header, trimmed, lower-cased.
+pub fn option_tags(headers: &rsip::Headers, canonical: &str) -> Vec<String> {
+    values(headers, canonical)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 /// URI of the first Contact, `None` when absent or `*`.
 pub fn contact_uri(headers: &rsip::Headers) -> Result<Option<String>, HeaderError> {
     let Some(v) = values(headers, "Contact").into_iter().next() else {
@@ -672,6 +683,19 @@ mod tests {
             h.push(rsip::Header::Other(n.to_string(), v.to_string()));
         }
         h
+    }
+
+    #[test]
+    fn option_tags_split_and_normalise() {
+        let msg = "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nRequire: 100rel, Timer\r\nRequire: precondition\r\nContent-Length: 0\r\n\r\n";
+        let rsip::SipMessage::Request(req) = rsip::SipMessage::try_from(msg).unwrap() else {
+            panic!("request")
+        };
+        assert_eq!(
+            option_tags(&req.headers, "Require"),
+            ["100rel", "timer", "precondition"]
+        );
+        assert!(option_tags(&req.headers, "Supported").is_empty());
     }
 
     #[test]
