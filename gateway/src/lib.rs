@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod hub;
 pub mod net;
+pub mod number_directory;
 pub mod phone_number;
 pub mod server;
 pub mod sip_service;

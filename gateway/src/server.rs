@@ -12,6 +12,7 @@ use crate::api::auth::token_sha256;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::hub::ManagerHub;
+use crate::number_directory::NumberDirectory;
 use crate::sip_service::service::{ServiceParts, COMMAND_QUEUE_LEN};
 use crate::sip_service::transport::{self, TransportStats};
 use crate::sip_service::{SipService, SipStats};
@@ -187,6 +188,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         db,
         hub: ManagerHub::default(),
         calls: CallRegistry::default(),
+        numbers: NumberDirectory::default(),
     });
     let sip_stats = Arc::new(SipStats::default());
     let transport_stats = Arc::new(TransportStats::default());

@@ -9,12 +9,14 @@ use crate::call::CallInput;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::ManagerHub;
+use crate::number_directory::NumberDirectory;
 
 pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub hub: ManagerHub,
     pub calls: CallRegistry,
+    pub numbers: NumberDirectory,
 }
 
 /// Live calls on this node by consultation id, so a decline from a browser reaches the call's

@@ -142,9 +142,9 @@ async fn handle(
         ctx.respond(404, None).await;
         return Ok(());
     };
-    let channel = match db.channel_for_number(&dialled).await? {
-        Some((_, channel)) if channel.id == ctx.call.trunk_channel_id => channel,
-        Some((_, channel)) => {
+    let channel = match ctx.state.numbers.channel_for(db, &dialled, Instant::now()).await? {
+        Some(channel) if channel.id == ctx.call.trunk_channel_id => channel,
+        Some(channel) => {
             tracing::info!(number = %dialled, channel = %channel.id, trunk = %ctx.call.trunk_id,
                 "number belongs to a channel this trunk does not serve");
             ctx.respond(404, None).await;
@@ -260,7 +260,11 @@ async fn ring(
                 }
                 RingAction::SendRinging => ctx.respond(180, None).await,
                 RingAction::StopRinging { manager_id, reason } => {
-                    db.release_ringing(&manager_id, consultation_id).await?;
+                    // When the call is missed, `mark_missed` frees every manager it rang in
+                    // its own transaction; only a call that goes on frees one here.
+                    if !matches!(reason, StopReason::Missed(_)) || !ringing.is_done() {
+                        db.release_ringing(&manager_id, consultation_id).await?;
+                    }
                     let reason = match reason {
                         StopReason::DeclinedByManager => RingStopReason::DeclinedByYou,
                         StopReason::Missed(r) => RingStopReason::Missed(r),

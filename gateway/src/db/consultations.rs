@@ -92,14 +92,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        // The CDR keeps the currency in force when the call started.
-        let currency: String = sqlx::query("SELECT currency FROM channels WHERE id = $1")
-            .bind(channel_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| DbError::not_found("channel", channel_id))?
-            .try_get("currency")?;
-        let record = CallRecord {
+        let mut record = CallRecord {
             id: new_id(),
             channel_id: channel_id.to_owned(),
             consultation_id: consultation.id.clone(),
@@ -114,16 +107,20 @@ impl Db {
             ended_at_ms: None,
             billable_seconds: 0,
             charge_minor: 0,
-            currency,
+            currency: String::new(),
             end_reason: None,
             ended_by: None,
             missed_reason: None,
         };
-        sqlx::query(
+        // The CDR keeps the currency in force when the call started, copied in the same
+        // statement (one round trip less per call).
+        record.currency = sqlx::query(
             "INSERT INTO calls (id, channel_id, consultation_id, meet_id, trunk_id, direction, \
                  sip_call_id, from_number, to_number, started_at_ms, billable_seconds, \
                  charge_minor, currency) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11)",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, currency \
+             FROM channels WHERE id = $2 \
+             RETURNING currency",
         )
         .bind(&record.id)
         .bind(channel_id)
@@ -135,9 +132,10 @@ impl Db {
         .bind(&record.from_number)
         .bind(&record.to_number)
         .bind(now_ms)
-        .bind(&record.currency)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| DbError::not_found("channel", channel_id))?
+        .try_get("currency")?;
         tx.commit().await?;
         Ok((consultation, meet, record))
     }

@@ -1,8 +1,10 @@
 //! Managers: authentication lookup, presence, and the cross-node safe ringing claim that
 //! drives automatic assignment.
 
+use sqlx::Row;
+
 use super::model::Manager;
-use super::{Db, DbError};
+use super::{Backend, Db, DbError};
 
 /// Who may be rung for a new call, written against the `managers` table (no alias: SQLite's
 /// UPDATE does not take one portably). Used both to pick candidates and, again, inside the
@@ -16,9 +18,11 @@ const ELIGIBLE: &str = "managers.operator_seat = 1 \
         WHERE p.manager_id = managers.id AND p.left_at_ms IS NULL \
         AND t.state IN ('ringing', 'active'))";
 
-/// Candidates fetched per round; a round only runs out when every one was lost to another
-/// node, which is rare, so a small page keeps the query cheap.
+/// Candidates fetched when checking whether anyone is still eligible.
 const CANDIDATES_PER_ROUND: usize = 8;
+
+/// Claims tried before giving up when other nodes keep winning the race for the pick.
+const CLAIM_ATTEMPTS: usize = 8;
 
 impl Db {
     pub async fn manager(&self, id: &str) -> Result<Option<Manager>, DbError> {
@@ -96,83 +100,94 @@ impl Db {
         exclude: &[&str],
         now_ms: i64,
     ) -> Result<Option<Manager>, DbError> {
-        let mut lost: Vec<String> = Vec::new();
-        loop {
-            let excluded: Vec<&str> = exclude
-                .iter()
-                .copied()
-                .chain(lost.iter().map(String::as_str))
-                .collect();
-            let candidates = self.eligible_managers(channel_id, &excluded).await?;
-            if candidates.is_empty() {
-                return Ok(None);
-            }
-            for candidate in candidates {
-                let mut tx = self.pool.begin().await?;
-                // Rows are locked in the order every outcome transaction uses (calls -> meets
-                // -> consultations -> managers), so a claim racing an answer or a missed
-                // outcome on PostgreSQL waits for it instead of deadlocking.
-                //
-                // First the ringing meet, with a no-op UPDATE (portable `SELECT ... FOR
-                // UPDATE`): once a call is answered or missed nobody new may be rung for it,
-                // and holding this row lock makes that check race-free against `answer_call`
-                // and `mark_missed` on another node.
-                let ringing = sqlx::query(
-                    "UPDATE meets SET state = 'ringing' \
-                     WHERE consultation_id = $1 AND state = 'ringing'",
-                )
+        // One statement picks and claims (a round trip is most of a claim's cost on SQLite):
+        // the subquery picks the fairest candidate, the outer WHERE re-checks eligibility on
+        // the row itself, so two claimers never get the same manager (PostgreSQL re-evaluates
+        // it after waiting for the row lock; SQLite serializes writers), and the EXISTS keeps
+        // anyone from being rung for a call already answered or missed.
+        let not_in = if exclude.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..exclude.len()).map(|i| format!("${}", i + 4)).collect();
+            format!(" AND id NOT IN ({})", list.join(", "))
+        };
+        // The call must still be ringing. On PostgreSQL the meet row is locked first (the
+        // order every outcome transaction uses: meets before managers), so a claim racing
+        // `mark_missed`/`answer_call` waits for it and then sees the meet no longer ringing;
+        // a plain EXISTS would read a snapshot and could leave a manager ringing for a decided
+        // call. SQLite has one writer and one connection: its statements never interleave.
+        let (with_ringing, still_ringing) = match self.backend {
+            Backend::Postgres => (
+                "WITH ringing AS (SELECT id FROM meets WHERE consultation_id = $1 \
+                     AND state = 'ringing' FOR UPDATE) ",
+                "EXISTS (SELECT 1 FROM ringing)",
+            ),
+            Backend::Sqlite => (
+                "",
+                "EXISTS (SELECT 1 FROM meets WHERE meets.consultation_id = $1 \
+                     AND meets.state = 'ringing')",
+            ),
+        };
+        let sql = format!(
+            "{with_ringing}UPDATE managers \
+             SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
+             WHERE id = (SELECT id FROM managers WHERE channel_id = $3 AND {ELIGIBLE}{not_in} \
+                 ORDER BY CASE WHEN last_assigned_at_ms IS NULL THEN 0 ELSE 1 END, \
+                     last_assigned_at_ms, id LIMIT 1) \
+               AND {ELIGIBLE} AND {still_ringing} \
+             RETURNING {}",
+            Manager::COLUMNS
+        );
+        // A lost race (another node claimed the pick between subquery and update) retries;
+        // each retry sees that manager as taken.
+        for _ in 0..CLAIM_ATTEMPTS {
+            let mut q = sqlx::query(&sql)
                 .bind(consultation_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if ringing == 0 {
-                    tx.rollback().await?;
-                    return Err(DbError::Conflict(format!(
-                        "consultation {consultation_id} has no ringing meet"
-                    )));
-                }
+                .bind(now_ms)
+                .bind(channel_id);
+            for id in exclude {
+                q = q.bind(*id);
+            }
+            if let Some(row) = q.fetch_optional(&self.pool).await? {
+                let manager = Manager::from_row(&row)?;
+                // The call's actor alone changes its consultation, so this needs no
+                // transaction with the claim.
                 let assigned = sqlx::query(
                     "UPDATE consultations SET assignee_manager_id = $1 \
                      WHERE id = $2 AND channel_id = $3 AND state = 'open'",
                 )
-                .bind(&candidate.id)
+                .bind(&manager.id)
                 .bind(consultation_id)
                 .bind(channel_id)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?
                 .rows_affected();
                 if assigned == 0 {
-                    tx.rollback().await?;
+                    self.release_ringing(&manager.id, consultation_id).await?;
                     return Err(DbError::Conflict(format!(
                         "consultation {consultation_id} of channel {channel_id} is not open"
                     )));
                 }
-                let claimed = sqlx::query(&format!(
-                    "UPDATE managers SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
-                     WHERE id = $3 AND channel_id = $4 AND {ELIGIBLE}"
-                ))
-                .bind(consultation_id)
-                .bind(now_ms)
-                .bind(&candidate.id)
-                .bind(channel_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if claimed == 0 {
-                    // Another node (or task) got this manager first, or it just became
-                    // unavailable: undo the assignee and try the next one.
-                    tx.rollback().await?;
-                    lost.push(candidate.id);
-                    continue;
-                }
-                tx.commit().await?;
-                return Ok(Some(Manager {
-                    ringing_consultation_id: Some(consultation_id.to_owned()),
-                    last_assigned_at_ms: Some(now_ms),
-                    ..candidate
-                }));
+                return Ok(Some(manager));
+            }
+            // Nothing claimed: nobody eligible, the call is no longer ringing, or a lost race.
+            let ringing: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM meets WHERE consultation_id = $1 AND state = 'ringing'",
+            )
+            .bind(consultation_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+            if ringing == 0 {
+                return Err(DbError::Conflict(format!(
+                    "consultation {consultation_id} has no ringing meet"
+                )));
+            }
+            if self.eligible_managers(channel_id, exclude).await?.is_empty() {
+                return Ok(None);
             }
         }
+        Ok(None)
     }
 
     /// Claims, for ringing alongside the assignee, every other eligible member of the

@@ -192,12 +192,10 @@ async fn sqlite_file_is_created_with_wal_and_pragmas() -> Result<()> {
     ensure!(db.backend() == Backend::Sqlite);
     ensure!(path.exists(), "connect creates the file");
     db.migrate().await?;
-    // Read the settings back from several pooled connections at once, so more than the
-    // first connection is checked.
-    let mut conns = Vec::new();
-    for _ in 0..3 {
-        conns.push(db.pool().acquire().await?);
-    }
+    // One connection: writers queue in the pool instead of sleeping in SQLite's busy
+    // handler. Its settings are read back below.
+    ensure!(db.pool().options().get_max_connections() == 1);
+    let mut conns = vec![db.pool().acquire().await?];
     for conn in &mut conns {
         let pragma = |name: &'static str| format!("PRAGMA {name}");
         let journal: String = sqlx::Row::try_get(
@@ -231,6 +229,13 @@ async fn sqlite_file_is_created_with_wal_and_pragmas() -> Result<()> {
             busy == i64::from(SQLITE_BUSY_TIMEOUT_MS),
             "busy_timeout {busy}"
         );
+        let mmap: i64 = sqlx::Row::try_get(
+            &sqlx::query(&pragma("mmap_size"))
+                .fetch_one(&mut **conn)
+                .await?,
+            0,
+        )?;
+        ensure!(mmap > 0, "mmap_size {mmap}");
     }
     drop(conns);
     db.close().await;

@@ -209,6 +209,11 @@ async fn main() -> anyhow::Result<()> {
             r.rate, r.attempted, r.successful, r.failed, r.cpu_us_per_call, r.wall_s
         );
         if r.failed != 0 || r.successful != r.attempted {
+            // Show why, from sipp's error log (first lines are enough).
+            let errors = std::fs::read_to_string(dir.join(format!("errors-{rate}.log"))).unwrap_or_default();
+            for line in errors.lines().filter(|l| !l.trim().is_empty()).take(6) {
+                eprintln!("sipp: {line}");
+            }
             break;
         }
         best = Some(r.rate);
@@ -223,6 +228,10 @@ async fn main() -> anyhow::Result<()> {
     for s in sessions {
         s.abort();
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("SIP_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("kept {}", dir.display());
+    }
     Ok(())
 }
