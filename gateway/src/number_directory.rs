@@ -20,7 +20,12 @@ pub struct NumberDirectory {
 }
 
 impl NumberDirectory {
-    pub async fn channel_for(&self, db: &Db, e164: &str, now: Instant) -> Result<Option<Channel>, DbError> {
+    pub async fn channel_for(
+        &self,
+        db: &Db,
+        e164: &str,
+        now: Instant,
+    ) -> Result<Option<Channel>, DbError> {
         if let Some(hit) = self.cached(e164, now) {
             return Ok(hit);
         }

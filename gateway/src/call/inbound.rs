@@ -142,7 +142,12 @@ async fn handle(
         ctx.respond(404, None).await;
         return Ok(());
     };
-    let channel = match ctx.state.numbers.channel_for(db, &dialled, Instant::now()).await? {
+    let channel = match ctx
+        .state
+        .numbers
+        .channel_for(db, &dialled, Instant::now())
+        .await?
+    {
         Some(channel) if channel.id == ctx.call.trunk_channel_id => channel,
         Some(channel) => {
             tracing::info!(number = %dialled, channel = %channel.id, trunk = %ctx.call.trunk_id,
@@ -189,6 +194,7 @@ async fn handle(
                 from_number: &from_number,
                 to_number: &dialled,
                 trunk_id: &ctx.call.trunk_id,
+                currency: &channel.currency,
             },
             now_ms,
         )

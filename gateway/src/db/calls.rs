@@ -12,6 +12,8 @@ pub struct NewPhoneCall<'a> {
     pub from_number: &'a str,
     pub to_number: &'a str,
     pub trunk_id: &'a str,
+    /// The channel's currency when the call starts, kept on the record.
+    pub currency: &'a str,
 }
 
 /// `(billable_seconds, charge_minor)` of a call: the answered duration rounded up to the

@@ -1,13 +1,13 @@
 //! Consultations and their meets: opening a phone consultation, reading them back, and the
 //! missed outcome.
 
+use super::batch::Batch;
 use super::calls::NewPhoneCall;
 use super::model::{
     CallRecord, Classification, Consultation, ConsultationState, Direction, Meet, MeetKind,
     MeetScope, MeetState, MissedReason, Source,
 };
 use super::{new_id, Db, DbError};
-use sqlx::Row;
 
 impl Db {
     /// Opens a new call consultation for a phone call, in ONE transaction: the consultation
@@ -50,49 +50,7 @@ impl Db {
             ended_by: None,
         };
 
-        let mut tx = self.pool.begin().await?;
-        // Write first (see the module doc): the insert takes SQLite's write lock.
-        sqlx::query(
-            "INSERT INTO consultations (id, channel_id, customer_id, source, classification, \
-                 assignee_manager_id, state, chat_input_open, missed_reason, created_at_ms, \
-                 closed_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, 1, NULL, $7, NULL)",
-        )
-        .bind(&consultation.id)
-        .bind(channel_id)
-        .bind(customer_id)
-        .bind(consultation.source.as_str())
-        .bind(consultation.classification.as_str())
-        .bind(consultation.state.as_str())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO meets (id, consultation_id, kind, scope, direction, state, \
-                 started_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&meet.id)
-        .bind(&consultation.id)
-        .bind(meet.kind.as_str())
-        .bind(meet.scope.as_str())
-        .bind(direction.as_str())
-        .bind(meet.state.as_str())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if direction == Direction::Inbound {
-            sqlx::query(
-                "INSERT INTO meet_participants (id, meet_id, manager_id, customer_id, \
-                     joined_at_ms) VALUES ($1, $2, NULL, $3, $4)",
-            )
-            .bind(new_id())
-            .bind(&meet.id)
-            .bind(customer_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut record = CallRecord {
+        let record = CallRecord {
             id: new_id(),
             channel_id: channel_id.to_owned(),
             consultation_id: consultation.id.clone(),
@@ -107,36 +65,76 @@ impl Db {
             ended_at_ms: None,
             billable_seconds: 0,
             charge_minor: 0,
-            currency: String::new(),
+            // The CDR keeps the currency in force when the call started.
+            currency: call.currency.to_owned(),
             end_reason: None,
             ended_by: None,
             missed_reason: None,
         };
-        // The CDR keeps the currency in force when the call started, copied in the same
-        // statement (one round trip less per call).
-        record.currency = sqlx::query(
+        let mut batch = Batch::new();
+        batch.push(
+            "INSERT INTO consultations (id, channel_id, customer_id, source, classification, \
+                 assignee_manager_id, state, chat_input_open, missed_reason, created_at_ms, \
+                 closed_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, 1, NULL, $7, NULL)",
+            vec![
+                (&consultation.id).into(),
+                channel_id.into(),
+                customer_id.into(),
+                consultation.source.as_str().into(),
+                consultation.classification.as_str().into(),
+                consultation.state.as_str().into(),
+                now_ms.into(),
+            ],
+        );
+        batch.push(
+            "INSERT INTO meets (id, consultation_id, kind, scope, direction, state, \
+                 started_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                (&meet.id).into(),
+                (&consultation.id).into(),
+                meet.kind.as_str().into(),
+                meet.scope.as_str().into(),
+                direction.as_str().into(),
+                meet.state.as_str().into(),
+                now_ms.into(),
+            ],
+        );
+        if direction == Direction::Inbound {
+            // The caller is on the line while it rings: the meet's first participant.
+            batch.push(
+                "INSERT INTO meet_participants (id, meet_id, manager_id, customer_id, \
+                     joined_at_ms) VALUES ($1, $2, NULL, $3, $4)",
+                vec![
+                    new_id().as_str().into(),
+                    (&meet.id).into(),
+                    customer_id.into(),
+                    now_ms.into(),
+                ],
+            );
+        }
+        batch.push(
             "INSERT INTO calls (id, channel_id, consultation_id, meet_id, trunk_id, direction, \
                  sip_call_id, from_number, to_number, started_at_ms, billable_seconds, \
                  charge_minor, currency) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, currency \
-             FROM channels WHERE id = $2 \
-             RETURNING currency",
-        )
-        .bind(&record.id)
-        .bind(channel_id)
-        .bind(&record.consultation_id)
-        .bind(&record.meet_id)
-        .bind(&record.trunk_id)
-        .bind(direction.as_str())
-        .bind(&record.sip_call_id)
-        .bind(&record.from_number)
-        .bind(&record.to_number)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| DbError::not_found("channel", channel_id))?
-        .try_get("currency")?;
-        tx.commit().await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11)",
+            vec![
+                (&record.id).into(),
+                channel_id.into(),
+                (&record.consultation_id).into(),
+                (&record.meet_id).into(),
+                (&record.trunk_id).into(),
+                direction.as_str().into(),
+                (&record.sip_call_id).into(),
+                (&record.from_number).into(),
+                (&record.to_number).into(),
+                now_ms.into(),
+                (&record.currency).into(),
+            ],
+        );
+        // One transaction: either all rows exist or none, so a crash never leaves a call
+        // without its consultation.
+        self.run_batch(batch).await?;
         Ok((consultation, meet, record))
     }
 
@@ -157,81 +155,66 @@ impl Db {
     ) -> Result<(), DbError> {
         // Lock order calls -> meets -> consultations -> managers, as in every other outcome
         // transaction: on PostgreSQL a different order here deadlocked against a concurrent
-        // answer (see the `answer_racing_missed_one_wins` test).
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        // answer (see the `answer_racing_missed_one_wins` test). Every statement is
+        // conditioned on the call being undecided, so a second outcome changes nothing.
+        let mut batch = Batch::new();
+        batch.push_must_affect(
             "UPDATE calls SET ended_at_ms = $1, end_reason = 'missed', ended_by = 'system', \
                  missed_reason = $2, billable_seconds = 0, charge_minor = 0 \
              WHERE id = $3 AND consultation_id = $4 AND ended_at_ms IS NULL \
                  AND answered_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(reason.as_str())
-        .bind(call_id)
-        .bind(consultation_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            drop(tx);
-            return Err(if self.consultation(consultation_id).await?.is_none() {
-                DbError::not_found("consultation", consultation_id)
-            } else if self.call_record(call_id).await?.is_none() {
-                DbError::not_found("call", call_id)
-            } else {
-                DbError::Conflict(format!(
-                    "call {call_id} of consultation {consultation_id} was already answered or ended"
-                ))
-            });
-        }
-        let updated = sqlx::query(
+            vec![
+                now_ms.into(),
+                reason.as_str().into(),
+                call_id.into(),
+                consultation_id.into(),
+            ],
+            format!(
+                "call {call_id} of consultation {consultation_id} was already answered or ended"
+            ),
+        );
+        batch.push_must_affect(
             "UPDATE meets SET state = 'missed', missed_reason = $1, ended_at_ms = $2, \
                  ended_by = 'system' \
              WHERE id = $3 AND consultation_id = $4 AND state = 'ringing'",
-        )
-        .bind(reason.as_str())
-        .bind(now_ms)
-        .bind(meet_id)
-        .bind(consultation_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(DbError::Conflict(format!(
-                "meet {meet_id} of consultation {consultation_id} is not ringing"
-            )));
-        }
-        sqlx::query(
+            vec![
+                reason.as_str().into(),
+                now_ms.into(),
+                meet_id.into(),
+                consultation_id.into(),
+            ],
+            format!("meet {meet_id} of consultation {consultation_id} is not ringing"),
+        );
+        batch.push(
             "UPDATE meet_participants SET left_at_ms = $1 WHERE meet_id = $2 AND left_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(meet_id)
-        .execute(&mut *tx)
-        .await?;
-        let updated = sqlx::query(
+            vec![now_ms.into(), meet_id.into()],
+        );
+        batch.push_must_affect(
             "UPDATE consultations SET state = 'missed', missed_reason = $1, closed_at_ms = $2 \
              WHERE id = $3 AND state = 'open'",
-        )
-        .bind(reason.as_str())
-        .bind(now_ms)
-        .bind(consultation_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(DbError::Conflict(format!(
-                "consultation {consultation_id} is not open"
-            )));
+            vec![
+                reason.as_str().into(),
+                now_ms.into(),
+                consultation_id.into(),
+            ],
+            format!("consultation {consultation_id} is not open"),
+        );
+        batch.push(
+            "UPDATE managers SET ringing_consultation_id = NULL WHERE ringing_consultation_id = $1",
+            vec![consultation_id.into()],
+        );
+        match self.run_batch(batch).await {
+            Err(DbError::Conflict(conflict)) => {
+                Err(if self.consultation(consultation_id).await?.is_none() {
+                    DbError::not_found("consultation", consultation_id)
+                } else if self.call_record(call_id).await?.is_none() {
+                    DbError::not_found("call", call_id)
+                } else {
+                    DbError::Conflict(conflict)
+                })
+            }
+            other => other,
         }
-        sqlx::query(
-            "UPDATE managers SET ringing_consultation_id = NULL \
-             WHERE ringing_consultation_id = $1",
-        )
-        .bind(consultation_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub async fn consultation(&self, id: &str) -> Result<Option<Consultation>, DbError> {

@@ -1,8 +1,6 @@
 //! Managers: authentication lookup, presence, and the cross-node safe ringing claim that
 //! drives automatic assignment.
 
-use sqlx::Row;
-
 use super::model::Manager;
 use super::{Backend, Db, DbError};
 
@@ -20,6 +18,17 @@ const ELIGIBLE: &str = "managers.operator_seat = 1 \
 
 /// Candidates fetched when checking whether anyone is still eligible.
 const CANDIDATES_PER_ROUND: usize = 8;
+
+/// `$1` is the consultation: its phone meet still rings (not answered, not missed).
+const STILL_RINGING: &str = "EXISTS (SELECT 1 FROM meets WHERE meets.consultation_id = $1 \
+    AND meets.state = 'ringing')";
+
+enum ClaimOutcome {
+    Claimed(Manager),
+    /// Nobody eligible, or the pick was lost to another claimer.
+    Nothing,
+    NotRinging,
+}
 
 /// Claims tried before giving up when other nodes keep winning the race for the pick.
 const CLAIM_ATTEMPTS: usize = 8;
@@ -100,94 +109,149 @@ impl Db {
         exclude: &[&str],
         now_ms: i64,
     ) -> Result<Option<Manager>, DbError> {
-        // One statement picks and claims (a round trip is most of a claim's cost on SQLite):
-        // the subquery picks the fairest candidate, the outer WHERE re-checks eligibility on
-        // the row itself, so two claimers never get the same manager (PostgreSQL re-evaluates
-        // it after waiting for the row lock; SQLite serializes writers), and the EXISTS keeps
-        // anyone from being rung for a call already answered or missed.
+        // One statement picks and claims (on SQLite a round trip is most of a claim's cost):
+        // the subquery picks the fairest candidate and the outer WHERE re-checks eligibility
+        // on the row itself, so two claimers never get the same manager (PostgreSQL
+        // re-evaluates it after waiting for the row lock; SQLite serializes writers).
         let not_in = if exclude.is_empty() {
             String::new()
         } else {
             let list: Vec<String> = (0..exclude.len()).map(|i| format!("${}", i + 4)).collect();
             format!(" AND id NOT IN ({})", list.join(", "))
         };
-        // The call must still be ringing. On PostgreSQL the meet row is locked first (the
-        // order every outcome transaction uses: meets before managers), so a claim racing
-        // `mark_missed`/`answer_call` waits for it and then sees the meet no longer ringing;
-        // a plain EXISTS would read a snapshot and could leave a manager ringing for a decided
-        // call. SQLite has one writer and one connection: its statements never interleave.
-        let (with_ringing, still_ringing) = match self.backend {
-            Backend::Postgres => (
-                "WITH ringing AS (SELECT id FROM meets WHERE consultation_id = $1 \
-                     AND state = 'ringing' FOR UPDATE) ",
-                "EXISTS (SELECT 1 FROM ringing)",
-            ),
-            Backend::Sqlite => (
-                "",
-                "EXISTS (SELECT 1 FROM meets WHERE meets.consultation_id = $1 \
-                     AND meets.state = 'ringing')",
-            ),
-        };
-        let sql = format!(
-            "{with_ringing}UPDATE managers \
-             SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
+        let claim_sql = format!(
+            "UPDATE managers SET ringing_consultation_id = $1, last_assigned_at_ms = $2 \
              WHERE id = (SELECT id FROM managers WHERE channel_id = $3 AND {ELIGIBLE}{not_in} \
                  ORDER BY CASE WHEN last_assigned_at_ms IS NULL THEN 0 ELSE 1 END, \
                      last_assigned_at_ms, id LIMIT 1) \
-               AND {ELIGIBLE} AND {still_ringing} \
+               AND {ELIGIBLE} AND {STILL_RINGING} \
              RETURNING {}",
             Manager::COLUMNS
         );
-        // A lost race (another node claimed the pick between subquery and update) retries;
-        // each retry sees that manager as taken.
+        // Nobody may be rung, or become the assignee, once the call was answered or missed.
+        // PostgreSQL: the meet row is locked first, in the order every outcome transaction
+        // uses (meets before managers), so a racing `answer_call`/`mark_missed` is waited for
+        // and then seen. SQLite: one connection, so statements never interleave, and each
+        // statement re-checks that the meet still rings.
         for _ in 0..CLAIM_ATTEMPTS {
-            let mut q = sqlx::query(&sql)
-                .bind(consultation_id)
-                .bind(now_ms)
-                .bind(channel_id);
-            for id in exclude {
-                q = q.bind(*id);
-            }
-            if let Some(row) = q.fetch_optional(&self.pool).await? {
-                let manager = Manager::from_row(&row)?;
-                // The call's actor alone changes its consultation, so this needs no
-                // transaction with the claim.
-                let assigned = sqlx::query(
-                    "UPDATE consultations SET assignee_manager_id = $1 \
-                     WHERE id = $2 AND channel_id = $3 AND state = 'open'",
-                )
-                .bind(&manager.id)
-                .bind(consultation_id)
-                .bind(channel_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                if assigned == 0 {
-                    self.release_ringing(&manager.id, consultation_id).await?;
-                    return Err(DbError::Conflict(format!(
-                        "consultation {consultation_id} of channel {channel_id} is not open"
-                    )));
+            let outcome = if self.backend == Backend::Postgres {
+                let mut tx = self.pool.begin().await?;
+                let outcome = self
+                    .claim_once(
+                        &mut tx,
+                        &claim_sql,
+                        channel_id,
+                        consultation_id,
+                        exclude,
+                        now_ms,
+                        true,
+                    )
+                    .await?;
+                // Anything but a claim is rolled back when `tx` drops.
+                if matches!(outcome, ClaimOutcome::Claimed(_)) {
+                    tx.commit().await?;
                 }
-                return Ok(Some(manager));
-            }
-            // Nothing claimed: nobody eligible, the call is no longer ringing, or a lost race.
-            let ringing: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM meets WHERE consultation_id = $1 AND state = 'ringing'",
-            )
-            .bind(consultation_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-            if ringing == 0 {
-                return Err(DbError::Conflict(format!(
-                    "consultation {consultation_id} has no ringing meet"
-                )));
-            }
-            if self.eligible_managers(channel_id, exclude).await?.is_empty() {
-                return Ok(None);
+                outcome
+            } else {
+                // Holding the one connection keeps other tasks' statements out in between.
+                let mut conn = self.pool.acquire().await?;
+                self.claim_once(
+                    &mut conn,
+                    &claim_sql,
+                    channel_id,
+                    consultation_id,
+                    exclude,
+                    now_ms,
+                    false,
+                )
+                .await?
+            };
+            match outcome {
+                ClaimOutcome::Claimed(manager) => return Ok(Some(manager)),
+                ClaimOutcome::NotRinging => {
+                    return Err(DbError::Conflict(format!(
+                        "consultation {consultation_id} is not ringing"
+                    )))
+                }
+                ClaimOutcome::Nothing => {
+                    // Nobody eligible, or another node won the race for the pick: retry then.
+                    if self
+                        .eligible_managers(channel_id, exclude)
+                        .await?
+                        .is_empty()
+                    {
+                        return Ok(None);
+                    }
+                }
             }
         }
         Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_once(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        claim_sql: &str,
+        channel_id: &str,
+        consultation_id: &str,
+        exclude: &[&str],
+        now_ms: i64,
+        lock_meet: bool,
+    ) -> Result<ClaimOutcome, DbError> {
+        if lock_meet {
+            let ringing = sqlx::query(
+                "SELECT id FROM meets WHERE consultation_id = $1 AND state = 'ringing' FOR UPDATE",
+            )
+            .bind(consultation_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if ringing.is_none() {
+                return Ok(ClaimOutcome::NotRinging);
+            }
+        }
+        let mut q = sqlx::query(claim_sql)
+            .bind(consultation_id)
+            .bind(now_ms)
+            .bind(channel_id);
+        for id in exclude {
+            q = q.bind(*id);
+        }
+        let Some(row) = q.fetch_optional(&mut *conn).await? else {
+            let ringing = sqlx::query(&format!("SELECT 1 AS one WHERE {STILL_RINGING}"))
+                .bind(consultation_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            return Ok(if ringing.is_some() {
+                ClaimOutcome::Nothing
+            } else {
+                ClaimOutcome::NotRinging
+            });
+        };
+        let manager = Manager::from_row(&row)?;
+        let assigned = sqlx::query(&format!(
+            "UPDATE consultations SET assignee_manager_id = $2 \
+             WHERE id = $1 AND channel_id = $3 AND state = 'open' AND {STILL_RINGING}"
+        ))
+        .bind(consultation_id)
+        .bind(&manager.id)
+        .bind(channel_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if assigned == 0 {
+            // Decided between the two statements (SQLite): give the manager back.
+            sqlx::query(
+                "UPDATE managers SET ringing_consultation_id = NULL \
+                 WHERE id = $1 AND ringing_consultation_id = $2",
+            )
+            .bind(&manager.id)
+            .bind(consultation_id)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(ClaimOutcome::NotRinging);
+        }
+        Ok(ClaimOutcome::Claimed(manager))
     }
 
     /// Claims, for ringing alongside the assignee, every other eligible member of the

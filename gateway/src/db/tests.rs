@@ -370,6 +370,7 @@ async fn incoming(db: &Db, caller: &str, now: i64) -> Result<(Consultation, Meet
                 from_number: caller,
                 to_number: NUMBER,
                 trunk_id: TRUNK,
+                currency: "KRW",
             },
             now,
         )
@@ -574,6 +575,7 @@ async fn open_phone_consultation_writes_three_rows(db: Db) -> Result<()> {
                 from_number: CALLER,
                 to_number: NUMBER,
                 trunk_id: "no-such-trunk",
+                currency: "KRW",
             },
             T0,
         )

@@ -210,7 +210,8 @@ async fn main() -> anyhow::Result<()> {
         );
         if r.failed != 0 || r.successful != r.attempted {
             // Show why, from sipp's error log (first lines are enough).
-            let errors = std::fs::read_to_string(dir.join(format!("errors-{rate}.log"))).unwrap_or_default();
+            let errors =
+                std::fs::read_to_string(dir.join(format!("errors-{rate}.log"))).unwrap_or_default();
             for line in errors.lines().filter(|l| !l.trim().is_empty()).take(6) {
                 eprintln!("sipp: {line}");
             }
