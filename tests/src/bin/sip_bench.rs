@@ -2,7 +2,7 @@
 //! release gateway on SQLite, with programmatic managers online so every call really rings.
 //!
 //! Usage: `cargo run --release -p integration-tests --bin sip-bench -- [RATES] [SECONDS]`
-//! (default rates `200,400,600,800,1000,1200,1500`, 10 s each). Prints a Markdown table:
+//! (default rates `200,300,…,800`, 10 s each). Prints a Markdown table:
 //! per rate, calls attempted, successful, failed, and gateway CPU per call attempt (from
 //! /proc/PID/stat, so sipp's own CPU is not counted). Stops after the first rate with failures.
 
@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let rates: Vec<u32> = args
         .get(1)
-        .map_or("200,400,600,800,1000,1200,1500", String::as_str)
+        .map_or("200,300,400,500,600,700,800", String::as_str)
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()
