@@ -308,11 +308,22 @@ async fn ring(
                     Some(CallInput::Declined { manager_id }) => ringing.handle_input(now, RingInput::Declined { manager_id }),
                     Some(CallInput::SessionGone { manager_id }) => ringing.handle_input(now, RingInput::SessionGone { manager_id }),
                     Some(CallInput::InDialog { key, request }) => {
-                        // Before answer only the early dialog exists; BYE is not allowed on it
-                        // from the caller (§15), and we implement no other mid-dialog method yet.
+                        let ours = message::headers::to_tag(&request.headers)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|t| t == ctx.call.to_tag);
+                        // Before the answer only the early dialog exists, and only once our
+                        // 180 has told the caller its tag.
                         let status = match request.method {
-                            rsip::Method::Bye => 481,
+                            _ if !ours || !ringing.sent_ringing() => 481,
+                            // §15.1.2: a BYE for the early dialog is answered 200 and the
+                            // pending INVITE 487, as for CANCEL (some carriers hang up so).
+                            rsip::Method::Bye => {
+                                ringing.handle_input(now, RingInput::CallerCancelled);
+                                200
+                            }
                             rsip::Method::Options => 200,
+                            // Known methods we do not implement within a dialog (§8.2.1).
                             _ => 501,
                         };
                         ctx.respond_in_dialog(key, &request, status).await;

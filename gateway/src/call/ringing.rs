@@ -104,6 +104,11 @@ impl Ringing {
         self.state == State::Done
     }
 
+    /// Whether 180 Ringing went out (so the caller knows our tag: the early dialog exists).
+    pub fn sent_ringing(&self) -> bool {
+        self.sent_ringing
+    }
+
     /// The manager being rung now, if any.
     pub fn ringing_manager(&self) -> Option<&str> {
         match &self.state {

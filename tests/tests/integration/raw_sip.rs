@@ -314,3 +314,94 @@ async fn required_extension_gets_420_and_a_foreign_body_415() {
     assert_eq!(header(&r, "Accept"), ["application/sdp"]);
     assert_eq!(consultations(&gw).await, 0);
 }
+
+fn in_dialog(
+    method: &str,
+    local: SocketAddr,
+    branch: &str,
+    call_id: &str,
+    cseq: u32,
+    to_header: &str,
+) -> String {
+    format!(
+        "{method} sip:gateway@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:0212345678@127.0.0.1>;tag=f{call_id}\r\n\
+         To: {to_header}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Waits for a response with this status and CSeq method.
+async fn response_to(c: &RawUdp, code: u16, method: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = c
+            .recv(left)
+            .await
+            .unwrap_or_else(|| panic!("no {code} to {method}"));
+        if status(&msg) == Some(code)
+            && header(&msg, "CSeq")
+                .first()
+                .is_some_and(|v| v.ends_with(method))
+        {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn early_dialog_requests_info_501_wrong_tag_481_and_bye_ends_the_call() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let mut m1 = gw.manager("demo-manager-1").await.expect("m1");
+    let c = RawUdp::new(gw.sip).await;
+    c.send(&invite(c.local(), "ed1", "ed-1", 1, "")).await;
+    let schemas::ws::ServerMessage::Ring {
+        consultation_id, ..
+    } = m1.ring(Duration::from_secs(5)).await.unwrap()
+    else {
+        unreachable!()
+    };
+    let ringing = response_to(&c, 180, "INVITE").await;
+    let to = header(&ringing, "To")[0].to_string();
+    assert!(to.contains(";tag="), "{ringing}");
+    c.send(&in_dialog("INFO", c.local(), "ed2", "ed-1", 2, &to))
+        .await;
+    response_to(&c, 501, "INFO").await;
+    c.send(&in_dialog(
+        "BYE",
+        c.local(),
+        "ed3",
+        "ed-1",
+        3,
+        "<sip:07012345678@127.0.0.1>;tag=not-ours",
+    ))
+    .await;
+    response_to(&c, 481, "BYE").await;
+    // RFC 3261 §15.1.2: BYE on the early dialog: 200 to it, 487 to the pending INVITE.
+    c.send(&in_dialog("BYE", c.local(), "ed4", "ed-1", 4, &to))
+        .await;
+    response_to(&c, 200, "BYE").await;
+    response_to(&c, 487, "INVITE").await;
+    let mut missed = None;
+    for _ in 0..50 {
+        let row = gw
+            .db()
+            .consultation(&consultation_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if row.missed_reason.is_some() {
+            missed = row.missed_reason;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(missed, Some(gateway::db::MissedReason::CallerCancelled));
+}
