@@ -4,7 +4,7 @@
 # Usage: deploy/run.sh [path/to/config.toml]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config
+tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config cmake:cmake
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
   exit 1

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config sipp:sip-tester \
+tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config cmake:cmake sipp:sip-tester \
   initdb:postgresql runuser:util-linux
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -221,7 +221,7 @@ impl Endpoint {
         match error.bad_request_response() {
             Some(response) => {
                 self.stats.malformed_answered += 1;
-                let to = response_peer(&response, peer);
+                let to = reply_peer(&response.headers, peer);
                 self.transmits.push_back(Transmit {
                     peer: to,
                     bytes: Bytes::from(message::response_to_bytes(&response)),
@@ -268,45 +268,19 @@ impl Endpoint {
                     .push_back(EndpointEvent::Ack { request: req, peer });
             }
             rsip::Method::Cancel => self.handle_cancel(now, peer, key, req),
-            rsip::Method::Invite => {
-                match ServerInviteTransaction::new(
-                    now,
-                    req.clone(),
-                    peer.transport.is_reliable(),
-                    self.config.timers,
-                ) {
-                    Ok(t) => {
-                        self.insert(
-                            now,
-                            key.clone(),
-                            Machine::ServerInvite(t),
-                            response_peer_for_request(&req, peer),
-                        );
-                        self.events.push_back(EndpointEvent::Request {
-                            key,
-                            request: req,
-                            peer,
-                        });
-                    }
-                    Err(e) => {
-                        self.answer_stateless(peer, &req, e.sip_status().unwrap_or(400), None)
-                    }
-                }
-            }
             _ => {
-                match ServerNonInviteTransaction::new(
-                    now,
-                    req.clone(),
-                    peer.transport.is_reliable(),
-                    self.config.timers,
-                ) {
-                    Ok(t) => {
-                        self.insert(
-                            now,
-                            key.clone(),
-                            Machine::ServerNonInvite(t),
-                            response_peer_for_request(&req, peer),
-                        );
+                let reliable = peer.transport.is_reliable();
+                let timers = self.config.timers;
+                let machine = if req.method == rsip::Method::Invite {
+                    ServerInviteTransaction::new(now, req.clone(), reliable, timers)
+                        .map(Machine::ServerInvite)
+                } else {
+                    ServerNonInviteTransaction::new(now, req.clone(), reliable, timers)
+                        .map(Machine::ServerNonInvite)
+                };
+                match machine {
+                    Ok(machine) => {
+                        self.insert(now, key.clone(), machine, reply_peer(&req.headers, peer));
                         self.events.push_back(EndpointEvent::Request {
                             key,
                             request: req,
@@ -324,7 +298,7 @@ impl Endpoint {
     /// RFC 3261 §9.2: a CANCEL gets its own server transaction; if it matches a pending
     /// INVITE it is answered 200 and the TU told, else 481.
     fn handle_cancel(&mut self, now: Instant, peer: Peer, key: TransactionKey, req: rsip::Request) {
-        let reply_to = response_peer_for_request(&req, peer);
+        let reply_to = reply_peer(&req.headers, peer);
         let t = match ServerNonInviteTransaction::new(
             now,
             req.clone(),
@@ -594,7 +568,7 @@ impl Endpoint {
         }
         let response = message::build_response(req, status, reason, None);
         self.transmits.push_back(Transmit {
-            peer: response_peer_for_request(req, peer),
+            peer: reply_peer(&req.headers, peer),
             bytes: Bytes::from(message::response_to_bytes(&response)),
         });
     }
@@ -612,27 +586,13 @@ pub enum EndpointError {
     Transaction(TransactionError),
 }
 
-/// Where responses to `req` go (§18.2.2, RFC 3581): the same connection for streams; for
-/// datagrams the source address when the Via asks for `rport` or `received` applies.
-fn response_peer_for_request(req: &rsip::Request, peer: Peer) -> Peer {
+/// Where responses go (§18.2.2, RFC 3581): the same connection for streams; for datagrams
+/// the top Via's `received`/`rport` (the packet's source) or its sent-by.
+fn reply_peer(headers: &rsip::Headers, peer: Peer) -> Peer {
     if peer.transport.is_reliable() {
         return peer;
     }
-    match message::headers::top_via(&req.headers) {
-        Ok(via) => Peer::udp(message::response_destination(
-            &via,
-            peer.addr,
-            message::ResponseTransport::Unreliable,
-        )),
-        Err(_) => peer,
-    }
-}
-
-fn response_peer(resp: &rsip::Response, peer: Peer) -> Peer {
-    if peer.transport.is_reliable() {
-        return peer;
-    }
-    match message::headers::top_via(&resp.headers) {
+    match message::headers::top_via(headers) {
         Ok(via) => Peer::udp(message::response_destination(
             &via,
             peer.addr,
