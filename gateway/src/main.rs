@@ -70,9 +70,14 @@ fn run() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(async move {
                 let server = gateway::server::start(config, Default::default()).await?;
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("waiting for Ctrl-C")?;
+                // Ctrl-C from a terminal, SIGTERM from systemd or a container runtime.
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .context("installing the SIGTERM handler")?;
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                    _ = terminate.recv() => {}
+                }
                 tracing::info!("shutting down");
                 server.shutdown();
                 Ok(())

@@ -11,6 +11,7 @@
 //! - [`dialog`] and [`endpoint`]: the user-agent core that routes messages to transactions and
 //!   dialogs and reports events to the call layer.
 
+pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod message;

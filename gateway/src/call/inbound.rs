@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use schemas::ws::{RingStopReason, ServerMessage};
+use sip::dialog::Dialog;
 use sip::endpoint::Peer;
 use sip::message;
 use sip::sdp;
@@ -138,6 +139,17 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let db = &ctx.state.db;
     let request = &ctx.call.request;
+    // The (early) dialog this INVITE creates (RFC 3261 §12.1.1); an INVITE that cannot make
+    // one (no usable Contact, §8.1.1.8) is refused before any database work.
+    let dialog = match Dialog::uas(request, &ctx.call.to_tag, &ctx.call.contact) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::info!(call_id = %ctx.call.call_id, code = e.code(), "INVITE cannot create a dialog");
+            ctx.respond(e.sip_status().unwrap_or(400), Some(&e.to_string()))
+                .await;
+            return Ok(());
+        }
+    };
     let Some(dialled) = dialled_number(request) else {
         ctx.respond(404, None).await;
         return Ok(());
@@ -203,6 +215,7 @@ async fn handle(
     let result = ring(
         ctx,
         rx,
+        dialog,
         &channel.id,
         &consultation.id,
         &record,
@@ -219,6 +232,7 @@ async fn handle(
 async fn ring(
     ctx: &Ctx,
     rx: &mut mpsc::Receiver<CallInput>,
+    mut dialog: Dialog,
     channel_id: &str,
     consultation_id: &str,
     record: &db::CallRecord,
@@ -308,23 +322,23 @@ async fn ring(
                     Some(CallInput::Declined { manager_id }) => ringing.handle_input(now, RingInput::Declined { manager_id }),
                     Some(CallInput::SessionGone { manager_id }) => ringing.handle_input(now, RingInput::SessionGone { manager_id }),
                     Some(CallInput::InDialog { key, request }) => {
-                        let ours = message::headers::to_tag(&request.headers)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|t| t == ctx.call.to_tag);
                         // Before the answer only the early dialog exists, and only once our
-                        // 180 has told the caller its tag.
-                        let status = match request.method {
-                            _ if !ours || !ringing.sent_ringing() => 481,
-                            // §15.1.2: a BYE for the early dialog is answered 200 and the
-                            // pending INVITE 487, as for CANCEL (some carriers hang up so).
-                            rsip::Method::Bye => {
-                                ringing.handle_input(now, RingInput::CallerCancelled);
-                                200
+                        // 180 has told the caller its tag (§12.2.2: otherwise 481).
+                        let status = if !ringing.sent_ringing() || !dialog.matches_request(&request) {
+                            481
+                        } else {
+                            match dialog.handle_request(&request) {
+                                Err(e) => e.sip_status().unwrap_or(500),
+                                // §15.1.2: a BYE for the early dialog is answered 200 and the
+                                // pending INVITE 487, as for CANCEL (some carriers hang up so).
+                                Ok(()) if request.method == rsip::Method::Bye => {
+                                    ringing.handle_input(now, RingInput::CallerCancelled);
+                                    200
+                                }
+                                Ok(()) if request.method == rsip::Method::Options => 200,
+                                // Known methods we do not implement within a dialog (§8.2.1).
+                                Ok(()) => 501,
                             }
-                            rsip::Method::Options => 200,
-                            // Known methods we do not implement within a dialog (§8.2.1).
-                            _ => 501,
                         };
                         ctx.respond_in_dialog(key, &request, status).await;
                     }

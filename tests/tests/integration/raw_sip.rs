@@ -405,3 +405,24 @@ async fn early_dialog_requests_info_501_wrong_tag_481_and_bye_ends_the_call() {
     }
     assert_eq!(missed, Some(gateway::db::MissedReason::CallerCancelled));
 }
+
+#[tokio::test]
+async fn invite_without_contact_is_400_before_any_row() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let c = RawUdp::new(gw.sip).await;
+    let no_contact: String = invite(c.local(), "nc1", "nc-1", 1, "")
+        .lines()
+        .filter(|l| !l.starts_with("Contact:"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace('\n', "\r\n")
+        .replace("\r\r\n", "\r\n");
+    assert!(!no_contact.contains("Contact:"));
+    c.send(&no_contact).await;
+    let r = c.final_response(Duration::from_secs(5)).await.unwrap();
+    // RFC 3261 §8.1.1.8: an INVITE must carry a Contact; without it no dialog can exist.
+    assert_eq!(status(&r), Some(400), "{r}");
+    assert_eq!(consultations(&gw).await, 0);
+}
