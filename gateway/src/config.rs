@@ -46,7 +46,51 @@ struct RawConfig {
     #[serde(default)]
     calls: RawCalls,
     #[serde(default)]
+    media: RawMedia,
+    #[serde(default)]
     channels: Vec<RawChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    #[serde(default = "default_rtp_port_min")]
+    rtp_port_min: u16,
+    #[serde(default = "default_rtp_port_max")]
+    rtp_port_max: u16,
+    #[serde(default = "default_media_bind")]
+    bind_address: String,
+    advertised_address: Option<String>,
+    #[serde(default = "default_media_timeout_ms")]
+    inactivity_timeout_ms: u64,
+}
+
+impl Default for RawMedia {
+    fn default() -> Self {
+        RawMedia {
+            rtp_port_min: default_rtp_port_min(),
+            rtp_port_max: default_rtp_port_max(),
+            bind_address: default_media_bind(),
+            advertised_address: None,
+            inactivity_timeout_ms: default_media_timeout_ms(),
+        }
+    }
+}
+
+fn default_rtp_port_min() -> u16 {
+    20_000
+}
+
+fn default_rtp_port_max() -> u16 {
+    29_999
+}
+
+fn default_media_bind() -> String {
+    "127.0.0.1".to_string()
+}
+
+fn default_media_timeout_ms() -> u64 {
+    30_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,7 +234,20 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub database_url: String,
     pub ring_timeout: Duration,
+    pub media: MediaConfig,
     pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Even ports from this range carry RTP, the next odd one RTCP.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub bind_address: std::net::IpAddr,
+    /// The address written in SDP (`c=`); the bind address when unset.
+    pub advertised_address: std::net::IpAddr,
+    /// No RTP from the carrier for this long ends the call (BYE, reason `media_timeout`).
+    pub inactivity_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -352,6 +409,7 @@ impl Config {
             ));
         }
 
+        let media = validate_media(raw.media)?;
         let mut channels = Vec::new();
         let mut seen_numbers = std::collections::HashSet::new();
         let mut seen_tokens = std::collections::HashSet::new();
@@ -514,9 +572,47 @@ impl Config {
             http_listen,
             database_url,
             ring_timeout: Duration::from_millis(ring_timeout_ms),
+            media,
             channels,
         })
     }
+}
+
+fn validate_media(raw: RawMedia) -> Result<MediaConfig, ConfigError> {
+    let parse_ip = |field: &str, v: &str| {
+        v.parse::<std::net::IpAddr>()
+            .map_err(|_| invalid(field, format!("not an IP address: {v:?}")))
+    };
+    let bind_address = parse_ip("media.bind_address", &raw.bind_address)?;
+    let advertised_address = match raw.advertised_address {
+        Some(a) => parse_ip("media.advertised_address", &a)?,
+        None => bind_address,
+    };
+    if raw.rtp_port_min < 1024 || raw.rtp_port_min >= raw.rtp_port_max {
+        return Err(invalid(
+            "media.rtp_port_min",
+            "must be at least 1024 and below media.rtp_port_max",
+        ));
+    }
+    if raw.rtp_port_max - raw.rtp_port_min < 3 {
+        return Err(invalid(
+            "media.rtp_port_max",
+            "the range must hold at least two RTP/RTCP pairs",
+        ));
+    }
+    if raw.inactivity_timeout_ms < 1_000 {
+        return Err(invalid(
+            "media.inactivity_timeout_ms",
+            "must be at least 1000",
+        ));
+    }
+    Ok(MediaConfig {
+        rtp_port_min: raw.rtp_port_min,
+        rtp_port_max: raw.rtp_port_max,
+        bind_address,
+        advertised_address,
+        inactivity_timeout: Duration::from_millis(raw.inactivity_timeout_ms),
+    })
 }
 
 #[cfg(test)]
@@ -545,6 +641,11 @@ mod tests {
             .iter()
             .any(|m| m.admin && m.token == "demo-admin"));
         assert_eq!(cfg.ring_timeout, Duration::from_secs(120));
+        assert_eq!(
+            (cfg.media.rtp_port_min, cfg.media.rtp_port_max),
+            (20_000, 29_999)
+        );
+        assert_eq!(cfg.media.inactivity_timeout, Duration::from_secs(30));
     }
 
     fn error_for(edit: impl Fn(&str) -> String) -> String {
@@ -567,6 +668,11 @@ mod tests {
         assert!(e.contains("listen_typo"), "{e}");
         let e = error_for(|s| s.replace("listen = \"127.0.0.1:8080\"", "listen = \"nowhere\""));
         assert!(e.contains("http.listen"), "{e}");
+        let e = error_for(|s| s.replace("rtp_port_max = 29999", "rtp_port_max = 100"));
+        assert!(e.contains("media.rtp_port_min"), "{e}");
+        let e =
+            error_for(|s| s.replace("inactivity_timeout_ms = 30000", "inactivity_timeout_ms = 5"));
+        assert!(e.contains("media.inactivity_timeout_ms"), "{e}");
     }
 
     #[test]

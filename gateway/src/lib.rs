@@ -13,6 +13,7 @@ pub mod hub;
 pub mod net;
 pub mod number_directory;
 pub mod phone_number;
+pub mod rtp_ports;
 pub mod server;
 pub mod sip_service;
 pub mod state;

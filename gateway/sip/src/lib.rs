@@ -17,3 +17,4 @@ pub mod endpoint;
 pub mod message;
 pub mod sdp;
 pub mod transaction;
+pub mod uas_2xx;
