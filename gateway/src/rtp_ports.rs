@@ -88,7 +88,8 @@ impl RtpPorts {
         if self.max < self.min.saturating_add(1) {
             return Err(exhausted);
         }
-        let pairs = usize::from((self.max - self.min + 1) / 2);
+        // Whole RTP/RTCP pairs that fit: an RTP port needs its RTCP port inside the range.
+        let pairs = usize::from((self.max - self.min).div_ceil(2));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..pairs {
             let port = inner.next;

@@ -8,7 +8,9 @@
 //! - [`jitter`]: adaptive jitter buffer with reordering and loss concealment.
 //! - [`mixer`]: N-party audio mixing (each hears all others).
 //! - [`opus_codec`]: Opus at 8 kHz for phone legs.
+//! - [`bridge`]: the per-call G.711 ↔ Opus bridge built from the stages above.
 
+pub mod bridge;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;

@@ -1,0 +1,243 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::dtmf::{DtmfReceiver, DtmfSender};
+use crate::opus_codec::{OpusDecoder8k, OpusEncoder8k};
+use crate::tone::{generate_sine, ToneDetector};
+
+fn config() -> BridgeConfig {
+    BridgeConfig {
+        law: G711Law::Ulaw,
+        carrier_payload_type: 0,
+        carrier_dtmf_payload_type: Some(101),
+        opus_bitrate_bps: 24_000,
+        opus_complexity: 5,
+        carrier_ssrc: 0x1234_5678,
+        carrier_first_sequence: 65_530, // wraps during the test
+        carrier_first_timestamp: 4_294_967_000,
+        browser_first_timestamp: 1000,
+    }
+}
+
+/// 20 ms of a sine as a PCMU RTP packet from "the carrier".
+fn carrier_packet(seq: u16, freq_hz: f32, frame: u32) -> Vec<u8> {
+    let mut pcm = [0i16; 160];
+    generate_sine(freq_hz, 8000.0, 8000, u64::from(frame) * 160, &mut pcm);
+    let mut g711 = [0u8; 160];
+    G711Law::Ulaw.encode(&pcm, &mut g711).unwrap();
+    let header = RtpHeader {
+        payload_type: 0,
+        marker: frame == 0,
+        sequence: seq,
+        timestamp: frame * 160,
+        ssrc: 42,
+        csrc_count: 0,
+    };
+    let mut buf = vec![0u8; 200];
+    let n = rtp::write_packet(&header, &g711, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn drain(b: &mut PhoneBridge) -> Vec<BridgeOutput> {
+    std::iter::from_fn(|| b.poll_output()).collect()
+}
+
+/// Runs `frames` ticks at 20 ms, feeding each tick's input first.
+fn run(
+    b: &mut PhoneBridge,
+    t0: Instant,
+    frames: u32,
+    mut feed: impl FnMut(&mut PhoneBridge, Instant, u32),
+) -> Vec<BridgeOutput> {
+    let mut out = Vec::new();
+    for i in 0..frames {
+        let now = t0 + TICK * i;
+        feed(b, now, i);
+        b.handle_timeout(now).unwrap();
+        out.extend(drain(b));
+    }
+    out
+}
+
+#[test]
+fn carrier_tone_reaches_the_browser_as_opus() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    let out = run(&mut b, t0, 60, |b, now, i| {
+        b.handle_carrier_packet(now, &carrier_packet(i as u16, 1000.0, i))
+    });
+    let mut decoder = OpusDecoder8k::new().unwrap();
+    let detector = ToneDetector::new(1000.0, 8000, 160);
+    let mut timestamps = Vec::new();
+    let mut heard = 0;
+    for o in &out {
+        if let BridgeOutput::ToBrowser {
+            payload,
+            rtp_timestamp,
+        } = o
+        {
+            timestamps.push(*rtp_timestamp);
+            let mut pcm = [0i16; 960];
+            let n = decoder.decode(payload, &mut pcm).unwrap();
+            assert_eq!(n, 160);
+            heard += usize::from(detector.detect(&pcm[..160]));
+        }
+    }
+    // After the jitter buffer's initial delay, every frame carries the tone.
+    assert!(timestamps.len() >= 50, "{} frames", timestamps.len());
+    assert!(
+        heard >= timestamps.len() - 3,
+        "tone in {heard} of {} frames",
+        timestamps.len()
+    );
+    // RFC 7587 §4.1: 960 per 20 ms on the 48 kHz clock, from the injected start.
+    assert_eq!(timestamps[0], 1000);
+    assert!(timestamps
+        .windows(2)
+        .all(|w| w[1].wrapping_sub(w[0]) == 960));
+}
+
+#[test]
+fn browser_tone_reaches_the_carrier_as_pcmu_with_a_steady_stream() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    let mut encoder = OpusEncoder8k::new(24_000, 5).unwrap();
+    let mut opus = vec![0u8; 1275];
+    let out = run(&mut b, t0, 60, |b, now, i| {
+        // The browser starts talking 10 frames in, after two empty probes.
+        if i == 8 || i == 9 {
+            b.handle_browser_audio(now, 0, 0, &[]);
+        }
+        if i >= 10 {
+            let mut pcm = [0i16; 160];
+            generate_sine(440.0, 8000.0, 8000, u64::from(i) * 160, &mut pcm);
+            let n = encoder.encode(&pcm, &mut opus).unwrap();
+            b.handle_browser_audio(now, i as u16, i * 960, &opus[..n]);
+        }
+    });
+    let detector = ToneDetector::new(440.0, 8000, 160);
+    let mut seqs = Vec::new();
+    let mut heard_from = None;
+    for (k, o) in out.iter().enumerate() {
+        let BridgeOutput::ToCarrier(bytes) = o else {
+            continue;
+        };
+        let p = rtp::parse(bytes).unwrap();
+        assert_eq!(p.header().payload_type, 0);
+        assert_eq!(p.header().ssrc, 0x1234_5678);
+        assert_eq!(p.header().marker, k == 0, "marker only on the first packet");
+        seqs.push(p.header().sequence);
+        let mut pcm = [0i16; 160];
+        G711Law::Ulaw.decode(p.payload(), &mut pcm).unwrap();
+        if detector.detect(&pcm) && heard_from.is_none() {
+            heard_from = Some(seqs.len());
+        }
+    }
+    // One packet per tick from the start (silence first), sequence numbers wrapping.
+    assert_eq!(seqs.len(), 60);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    assert!(
+        heard_from.is_some_and(|k| k <= 20),
+        "tone from packet {heard_from:?}"
+    );
+    assert_eq!(b.stats().browser_empty_skipped, 2);
+}
+
+#[test]
+fn digits_cross_both_ways() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    // Carrier → browser: an RFC 4733 event for '5' with its repeated end packets.
+    let mut carrier_dtmf = DtmfSender::new(101, 8000, 20);
+    carrier_dtmf.start('5', 100, t0).unwrap();
+    let mut seq = 0u16;
+    let out = run(&mut b, t0, 20, |b, now, i| {
+        if i == 3 {
+            b.send_digit(now, '7', 100).unwrap();
+        }
+        while let Some(p) = carrier_dtmf.poll_packet(now) {
+            let mut buf = vec![0u8; 32];
+            let n = rtp::write_packet(&p.header(seq, 42), &p.payload, &mut buf).unwrap();
+            seq = seq.wrapping_add(1);
+            b.handle_carrier_packet(now, &buf[..n]);
+        }
+    });
+    let digits: Vec<char> = out
+        .iter()
+        .filter_map(|o| match o {
+            BridgeOutput::DigitFromCarrier(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, ['5']);
+    // Browser → carrier: the '7' arrives as telephone-event packets in our RTP stream.
+    let mut rx = DtmfReceiver::new(8000);
+    for o in &out {
+        if let BridgeOutput::ToCarrier(bytes) = o {
+            let p = rtp::parse(bytes).unwrap();
+            if p.header().payload_type == 101 {
+                rx.handle_packet(t0, p.header(), p.payload()).unwrap();
+            }
+        }
+    }
+    let ev = rx.poll_event().expect("digit sent to the carrier");
+    assert_eq!(ev.digit, '7');
+    assert!(rx.poll_event().is_none());
+}
+
+#[test]
+fn loss_is_concealed_and_garbage_dropped() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    let out = run(&mut b, t0, 50, |b, now, i| {
+        if i % 7 != 3 {
+            b.handle_carrier_packet(now, &carrier_packet(i as u16, 1000.0, i));
+        }
+        b.handle_carrier_packet(now, b"\x80garbage");
+        b.handle_carrier_packet(now, &[0xff; 3]);
+        b.handle_browser_audio(now, i as u16, i * 960, &[0xff, 0xff, 0xfe, 0x00]);
+    });
+    let to_browser = out
+        .iter()
+        .filter(|o| matches!(o, BridgeOutput::ToBrowser { .. }))
+        .count();
+    let to_carrier = out
+        .iter()
+        .filter(|o| matches!(o, BridgeOutput::ToCarrier(_)))
+        .count();
+    // One frame per tick each way despite loss and junk.
+    assert!(to_browser >= 49, "{to_browser}");
+    assert_eq!(to_carrier, 50);
+    let s = b.stats();
+    assert!(s.carrier_concealed > 0, "{s:?}");
+    assert!(s.carrier_dropped >= 100, "{s:?}");
+}
+
+#[test]
+fn a_late_driver_catches_up_tick_by_tick() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    b.handle_timeout(t0 + Duration::from_millis(200)).unwrap();
+    let packets = drain(&mut b)
+        .iter()
+        .filter(|o| matches!(o, BridgeOutput::ToCarrier(_)))
+        .count();
+    // Ticks at 0, 20, …, 200 ms: the first one as the bridge starts.
+    assert_eq!(packets, 11);
+    assert_eq!(b.poll_timeout(), t0 + Duration::from_millis(220));
+}
+
+#[test]
+fn mismatched_config_is_refused() {
+    let mut cfg = config();
+    cfg.carrier_payload_type = 8;
+    assert!(matches!(
+        PhoneBridge::new(cfg, Instant::now()),
+        Err(BridgeError::Config(_))
+    ));
+    let mut cfg = config();
+    cfg.carrier_dtmf_payload_type = None;
+    let mut b = PhoneBridge::new(cfg, Instant::now()).unwrap();
+    assert!(b.send_digit(Instant::now(), '1', 100).is_err());
+}
