@@ -155,28 +155,8 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .await
         .context("resetting presence and rings")?;
 
-    let udp = match config.sip.udp_listen {
-        Some(addr) => Some(Arc::new(
-            UdpSocket::bind(addr)
-                .await
-                .with_context(|| format!("binding SIP UDP on {addr}"))?,
-        )),
-        None => None,
-    };
+    let (udp, tcp) = bind_sip(config.sip.udp_listen, config.sip.tcp_listen).await?;
     let udp_addr = udp.as_ref().map(|s| s.local_addr()).transpose()?;
-    let tcp_listen = match (config.sip.tcp_listen, udp_addr) {
-        // Port 0 for both means "the same free port" (tests), as carriers expect on 5060.
-        (Some(t), Some(u)) if t.port() == 0 && t.ip() == u.ip() => Some(u),
-        (t, _) => t,
-    };
-    let tcp = match tcp_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding SIP TCP on {addr}"))?,
-        ),
-        None => None,
-    };
     let tcp_addr = tcp.as_ref().map(|s| s.local_addr()).transpose()?;
     let http = TcpListener::bind(config.http_listen)
         .await
@@ -237,6 +217,47 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         transport_stats,
         tasks,
     })
+}
+
+/// Binds the SIP sockets. Port 0 for both on one address means "one free port for both" (tests):
+/// carriers expect UDP and TCP on the same port, and a free UDP port may be taken for TCP, so
+/// that case retries with another port.
+async fn bind_sip(
+    udp_listen: Option<SocketAddr>,
+    tcp_listen: Option<SocketAddr>,
+) -> anyhow::Result<(Option<Arc<UdpSocket>>, Option<TcpListener>)> {
+    const SAME_PORT_ATTEMPTS: usize = 20;
+    if let (Some(u), Some(t)) = (udp_listen, tcp_listen) {
+        if u.port() == 0 && t.port() == 0 && u.ip() == t.ip() {
+            for _ in 0..SAME_PORT_ATTEMPTS {
+                let udp = UdpSocket::bind(u)
+                    .await
+                    .with_context(|| format!("binding SIP UDP on {u}"))?;
+                let port_addr = udp.local_addr()?;
+                if let Ok(tcp) = TcpListener::bind(port_addr).await {
+                    return Ok((Some(Arc::new(udp)), Some(tcp)));
+                }
+            }
+            anyhow::bail!("no free port for SIP on {} for both UDP and TCP", u.ip());
+        }
+    }
+    let udp = match udp_listen {
+        Some(addr) => Some(Arc::new(
+            UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("binding SIP UDP on {addr}"))?,
+        )),
+        None => None,
+    };
+    let tcp = match tcp_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding SIP TCP on {addr}"))?,
+        ),
+        None => None,
+    };
+    Ok((udp, tcp))
 }
 
 /// Hides the password of a database URL in messages.

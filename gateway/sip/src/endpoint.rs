@@ -428,6 +428,11 @@ impl Endpoint {
         });
     }
 
+    /// Already serialized bytes outside any transaction (a 2xx retransmission).
+    pub fn send_bytes(&mut self, peer: Peer, bytes: Bytes) {
+        self.transmits.push_back(Transmit { peer, bytes });
+    }
+
     /// The transport failed to deliver for this peer: every transaction toward it fails.
     pub fn handle_transport_error(&mut self, now: Instant, peer: Peer) {
         let keys: Vec<_> = self

@@ -342,7 +342,8 @@ async fn ring(
                         };
                         ctx.respond_in_dialog(key, &request, status).await;
                     }
-                    Some(CallInput::Ack(_)) => {}
+                    // Nothing is sent by this call before the answer, so nothing comes back.
+                    Some(CallInput::Ack(_) | CallInput::Response { .. } | CallInput::RequestFailed { .. }) => {}
                     None => ringing.handle_input(now, RingInput::CallerCancelled),
                 }
             }

@@ -21,4 +21,12 @@ pub enum CallInput {
     Declined { manager_id: String },
     /// The manager's last console session closed while it rang.
     SessionGone { manager_id: String },
+    /// A response to a request this call sent (BYE, re-INVITE, outgoing INVITE).
+    Response {
+        key: TransactionKey,
+        response: Box<rsip::Response>,
+    },
+    /// A request this call sent got no final response (Timer B/F, §8.1.3.1: as 408) or could
+    /// not be sent; `None` when it never left.
+    RequestFailed { key: Option<TransactionKey> },
 }

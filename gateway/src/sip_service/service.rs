@@ -42,6 +42,16 @@ pub enum SipCommand {
         key: TransactionKey,
         response: rsip::Response,
     },
+    /// Starts a client transaction (BYE, re-INVITE, an outgoing INVITE); its responses and
+    /// timeout come back to `reply_to` as [`CallInput::Response`] / [`CallInput::RequestFailed`].
+    SendRequest {
+        peer: Peer,
+        request: rsip::Request,
+        reply_to: mpsc::Sender<CallInput>,
+    },
+    /// Bytes outside any transaction: 2xx retransmissions and the ACK for a 2xx, which belong
+    /// to the dialog (RFC 3261 §13.3.1.4, §13.2.2.4).
+    SendRaw { peer: Peer, bytes: Bytes },
     /// The call is over: forget its routing and free its trunk slot. If its INVITE never got
     /// a final answer (the actor failed), the carrier gets 500 (RFC 3261 §21.5.1).
     CallEnded {
@@ -68,6 +78,8 @@ pub struct SipService {
     tcp_writers: HashMap<u64, mpsc::Sender<Bytes>>,
     trunks: Vec<TrunkRuntime>,
     calls: HashMap<String, LiveCall>,
+    /// Who started each client transaction, to hand its responses back.
+    client_transactions: HashMap<TransactionKey, mpsc::Sender<CallInput>>,
     rng: StdRng,
     state: Arc<AppState>,
     commands_tx: mpsc::Sender<SipCommand>,
@@ -133,6 +145,7 @@ impl SipService {
             tcp_writers: HashMap::new(),
             trunks,
             calls: HashMap::new(),
+            client_transactions: HashMap::new(),
             rng,
             advertised_host: cfg.sip.advertised_host.clone(),
             state: parts.state,
@@ -195,6 +208,20 @@ impl SipService {
                     tracing::debug!(error = %e, "response not sent");
                 }
             }
+            SipCommand::SendRequest {
+                peer,
+                request,
+                reply_to,
+            } => match self.endpoint.send_request(now, peer, request) {
+                Ok(key) => {
+                    self.client_transactions.insert(key, reply_to);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "request not sent");
+                    let _ = reply_to.try_send(CallInput::RequestFailed { key: None });
+                }
+            },
+            SipCommand::SendRaw { peer, bytes } => self.endpoint.send_bytes(peer, bytes),
             SipCommand::CallEnded {
                 call_id,
                 trunk_index,
@@ -268,10 +295,26 @@ impl SipService {
                     let _ = call.tx.try_send(CallInput::Ack(Box::new(request)));
                 }
             }
-            EndpointEvent::ServerTimeout { .. }
-            | EndpointEvent::Response { .. }
-            | EndpointEvent::ClientTimeout { .. }
-            | EndpointEvent::TransportError { .. } => {}
+            EndpointEvent::Response { key, response } => {
+                let last = response.status_code.code() >= 200;
+                if let Some(tx) = self.client_transactions.get(&key) {
+                    let _ = tx.try_send(CallInput::Response {
+                        key: key.clone(),
+                        response: Box::new(response),
+                    });
+                }
+                // A 2xx to INVITE can come again (RFC 6026 Accepted): keep routing until the
+                // transaction ends; other finals end the routing now.
+                if last && key.method() != "INVITE" {
+                    self.client_transactions.remove(&key);
+                }
+            }
+            EndpointEvent::ClientTimeout { key, .. } | EndpointEvent::TransportError { key } => {
+                if let Some(tx) = self.client_transactions.remove(&key) {
+                    let _ = tx.try_send(CallInput::RequestFailed { key: Some(key) });
+                }
+            }
+            EndpointEvent::ServerTimeout { .. } => {}
         }
     }
 

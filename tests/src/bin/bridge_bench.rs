@@ -2,10 +2,11 @@
 //!
 //! Usage: `cargo run --release -p integration-tests --bin bridge-bench -- [FRAMES]`
 //! (default 20,000 frames = 400 s of a full-duplex call). Both sides process the same frames:
-//! - bare: per 20 ms, G.711 decode + Opus encode (carrier → browser) and Opus decode + G.711
-//!   encode (browser → carrier), straight calls into the codecs;
+//! - bare: per 20 ms, G.711 decode + Opus encode (carrier → browser) and Opus decode +
+//!   G.711 encode (browser → carrier), straight calls into the codecs;
 //! - bridge: `media::bridge::PhoneBridge` doing the same through RTP parsing and building,
 //!   both jitter buffers, DTMF and output queuing.
+//!
 //! Prints µs per frame (both directions) for each, the ratio, and the bridge's per-tick
 //! processing latency percentiles.
 

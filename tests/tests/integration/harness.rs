@@ -185,12 +185,22 @@ impl Manager {
     }
 }
 
-/// A free local port for sipp (UDP and TCP both checked).
+/// A free local port for sipp, with the three above it free too: sipp binds its media port
+/// and media port + 2 (video), RTCP next to each. Handed out from 10000–19999, below the
+/// kernel's ephemeral range (so no socket bound to port 0 can take it meanwhile), in blocks of
+/// four never handed out twice in one test process (so parallel tests cannot collide).
 pub fn free_port(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+    let first_block = (std::process::id() % 50) as u16 * 50;
     loop {
-        let udp = std::net::UdpSocket::bind((ip, 0)).expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
+        let block = (first_block + NEXT_BLOCK.fetch_add(1, Ordering::Relaxed)) % 2_500;
+        let port = 10_000 + block * 4;
+        let free = (port..port + 4).all(|p| {
+            std::net::UdpSocket::bind((ip, p)).is_ok()
+                && std::net::TcpListener::bind((ip, p)).is_ok()
+        });
+        if free {
             return port;
         }
     }
@@ -269,5 +279,18 @@ impl Sipp {
         cmd.output()
             .await
             .context("running sipp (Debian package sip-tester)")
+    }
+}
+
+/// Waits for a ring, failing early with sipp's own report if sipp ends first (a scenario that
+/// failed at once would otherwise look like a missing ring).
+pub async fn ring_during(
+    m: &mut Manager,
+    sipp: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+    within: Duration,
+) -> anyhow::Result<ServerMessage> {
+    tokio::select! {
+        r = m.ring(within) => r,
+        done = sipp => bail!("sipp ended before the ring: {done:?}"),
     }
 }

@@ -6,7 +6,7 @@ use gateway::db::{ConsultationState, MissedReason};
 use schemas::ws::{ClientMessage, RingStopReason, ServerMessage};
 use sqlx::Row;
 
-use crate::harness::{Gateway, GatewayOptions, Sipp};
+use crate::harness::{ring_during, Gateway, GatewayOptions, Sipp};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -155,12 +155,12 @@ async fn ring_timeout_is_no_answer_480() {
     .expect("gateway");
     let mut m1 = gw.manager("demo-manager-1").await.expect("manager");
     let target = gw.sip;
-    let sipp = tokio::spawn(async move { Sipp::new("uac_ring_timeout.xml").run(target).await });
+    let mut sipp = tokio::spawn(async move { Sipp::new("uac_ring_timeout.xml").run(target).await });
     let ServerMessage::Ring {
         consultation_id,
         ring_expires_at_ms,
         ..
-    } = m1.ring(WAIT).await.expect("ring")
+    } = ring_during(&mut m1, &mut sipp, WAIT).await.expect("ring")
     else {
         unreachable!()
     };
