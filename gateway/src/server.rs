@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::hub::ManagerHub;
 use crate::number_directory::NumberDirectory;
+use crate::rtp_ports::RtpPorts;
 use crate::sip_service::service::{ServiceParts, COMMAND_QUEUE_LEN};
 use crate::sip_service::transport::{self, TransportStats};
 use crate::sip_service::{SipService, SipStats};
@@ -163,12 +164,21 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
     let http_addr = http.local_addr()?;
 
+    let rtp_ports = RtpPorts::new(
+        config.media.bind_address,
+        config.media.rtp_port_min,
+        config.media.rtp_port_max,
+    );
+    let webrtc_certificate =
+        webrtc_peer::generate_certificate_pem().context("making the WebRTC DTLS certificate")?;
     let state = Arc::new(AppState {
         config,
         db,
         hub: ManagerHub::default(),
         calls: CallRegistry::default(),
         numbers: NumberDirectory::default(),
+        rtp_ports,
+        webrtc_certificate,
     });
     let sip_stats = Arc::new(SipStats::default());
     let transport_stats = Arc::new(TransportStats::default());

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::hub::ManagerHub;
 use crate::number_directory::NumberDirectory;
+use crate::rtp_ports::RtpPorts;
 
 pub struct AppState {
     pub config: Config,
@@ -17,6 +18,11 @@ pub struct AppState {
     pub hub: ManagerHub,
     pub calls: CallRegistry,
     pub numbers: NumberDirectory,
+    /// Carrier RTP port pairs of this node.
+    pub rtp_ports: RtpPorts,
+    /// DTLS certificate for WebRTC (PEM), made once per start: generating one per call costs
+    /// milliseconds of CPU.
+    pub webrtc_certificate: String,
 }
 
 /// Live calls on this node by consultation id, so a decline from a browser reaches the call's

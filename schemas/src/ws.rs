@@ -34,6 +34,23 @@ pub enum ServerMessage {
         consultation_id: String,
         reason: RingStopReason,
     },
+    /// The call this manager accepted is connected: the WebRTC answer to their offer. The
+    /// carrier gets its 200 OK once the WebRTC path is up.
+    CallAnswered {
+        consultation_id: String,
+        sdp_answer: String,
+    },
+    /// A DTMF digit the caller pressed (RFC 4733 from the carrier).
+    DtmfReceived {
+        consultation_id: String,
+        digit: char,
+    },
+    /// The call ended.
+    CallEnded {
+        consultation_id: String,
+        /// `customer_hung_up`, `manager_hung_up`, `media_timeout`, `media_failed`, `ack_timeout`.
+        reason: String,
+    },
     /// Presence or do-not-disturb changed (echo of the manager's own request, or another tab).
     Presence {
         presence: Presence,
@@ -65,9 +82,35 @@ pub enum RingStopReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    Decline { consultation_id: String },
-    SetPresence { presence: Presence },
-    SetDoNotDisturb { enabled: bool },
+    Decline {
+        consultation_id: String,
+    },
+    /// Accept the ringing call with the browser's WebRTC offer (audio, Opus); candidates in the
+    /// offer or trickled with `ice_candidate`.
+    Accept {
+        consultation_id: String,
+        sdp_offer: String,
+    },
+    /// A trickled ICE candidate of the browser (`candidate:...`; empty = end of candidates).
+    IceCandidate {
+        consultation_id: String,
+        candidate: String,
+    },
+    /// Send a DTMF digit to the caller (the console keypad).
+    Dtmf {
+        consultation_id: String,
+        digit: char,
+    },
+    /// Leave for everyone: end the call (BYE to the carrier).
+    Hangup {
+        consultation_id: String,
+    },
+    SetPresence {
+        presence: Presence,
+    },
+    SetDoNotDisturb {
+        enabled: bool,
+    },
 }
 
 #[cfg(test)]

@@ -132,6 +132,35 @@ async fn handle_client_message(
                 message: format!("consultation {consultation_id} is not ringing here"),
             })
         }
+        ClientMessage::Accept {
+            consultation_id,
+            sdp_offer,
+        } => route(state, manager, &consultation_id, |manager_id| {
+            CallInput::Accepted {
+                manager_id,
+                sdp_offer,
+            }
+        }),
+        ClientMessage::IceCandidate {
+            consultation_id,
+            candidate,
+        } => route(state, manager, &consultation_id, |manager_id| {
+            CallInput::IceCandidate {
+                manager_id,
+                candidate,
+            }
+        }),
+        ClientMessage::Dtmf {
+            consultation_id,
+            digit,
+        } => route(state, manager, &consultation_id, |manager_id| {
+            CallInput::Dtmf { manager_id, digit }
+        }),
+        ClientMessage::Hangup { consultation_id } => {
+            route(state, manager, &consultation_id, |manager_id| {
+                CallInput::Hangup { manager_id }
+            })
+        }
         ClientMessage::SetPresence { presence } => {
             let online = presence == Presence::Online;
             if let Err(e) = state.db.set_presence(&manager.id, online).await {
@@ -151,6 +180,20 @@ async fn handle_client_message(
             None
         }
     }
+}
+
+/// Hands a console request to the call's actor, which checks it comes from its manager.
+fn route(
+    state: &AppState,
+    manager: &Manager,
+    consultation_id: &str,
+    input: impl FnOnce(String) -> CallInput,
+) -> Option<ServerMessage> {
+    let delivered = state.calls.send(consultation_id, input(manager.id.clone()));
+    (!delivered).then(|| ServerMessage::Error {
+        code: "call.not_found".into(),
+        message: format!("no live call for consultation {consultation_id}"),
+    })
 }
 
 fn broadcast_presence(state: &AppState, manager: &Manager, online: bool, do_not_disturb: bool) {

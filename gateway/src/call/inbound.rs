@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use schemas::missed::MissedReason;
 use schemas::ws::{RingStopReason, ServerMessage};
 use sip::dialog::Dialog;
 use sip::endpoint::Peer;
@@ -16,6 +17,7 @@ use sip::sdp;
 use sip::transaction::TransactionKey;
 use tokio::sync::mpsc;
 
+use super::answered;
 use super::ringing::{RingAction, RingInput, Ringing, StopReason};
 use super::CallInput;
 use crate::db::{self, Direction, NewPhoneCall};
@@ -55,10 +57,10 @@ pub fn local_media(address: std::net::IpAddr) -> sdp::LocalMedia {
     }
 }
 
-struct Ctx {
-    call: InboundCall,
-    state: Arc<AppState>,
-    sip: mpsc::Sender<SipCommand>,
+pub(crate) struct Ctx {
+    pub(crate) call: InboundCall,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) sip: mpsc::Sender<SipCommand>,
 }
 
 impl Ctx {
@@ -224,8 +226,104 @@ async fn handle(
         &customer,
     )
     .await;
+    let result = match result {
+        Ok(RingEnd::Missed) => Ok(()),
+        Ok(RingEnd::Answered {
+            manager_id,
+            browser_offer,
+            dialog,
+        }) => {
+            let accepted = answered::Accepted {
+                manager_id,
+                browser_offer,
+                consultation_id: &consultation.id,
+                record: &record,
+                dialog: *dialog,
+            };
+            in_call(ctx, rx, accepted).await
+        }
+        Err(e) => Err(e),
+    };
     ctx.state.calls.remove(&consultation.id);
     result
+}
+
+/// The answered phase and its record: call record ended (with its charge) or, when the caller
+/// hung up before the browser connected, a missed call.
+async fn in_call(
+    ctx: &Ctx,
+    rx: &mut mpsc::Receiver<CallInput>,
+    accepted: answered::Accepted<'_>,
+) -> anyhow::Result<()> {
+    let db = &ctx.state.db;
+    let manager_id = accepted.manager_id.clone();
+    let consultation_id = accepted.consultation_id.to_string();
+    let record = accepted.record;
+    let outcome = answered::run(ctx, rx, accepted).await;
+    let reason = match outcome {
+        Ok(answered::Outcome::Ended(reason)) => {
+            let ended_by = match reason {
+                answered::EndReason::CustomerHungUp => "customer",
+                answered::EndReason::ManagerHungUp => manager_id.as_str(),
+                _ => "system",
+            };
+            let r = db
+                .end_call(&record.id, reason.as_str(), Some(ended_by), unix_ms())
+                .await?;
+            tracing::info!(consultation = %consultation_id, reason = reason.as_str(),
+                seconds = r.billable_seconds, charge = r.charge_minor, "call ended");
+            reason.as_str()
+        }
+        Ok(answered::Outcome::CancelledBeforeConnect) => {
+            db.mark_missed(
+                &consultation_id,
+                &record.meet_id,
+                &record.id,
+                MissedReason::CallerCancelled,
+                unix_ms(),
+            )
+            .await?;
+            "customer_hung_up"
+        }
+        Err(e) => {
+            tracing::error!(consultation = %consultation_id, error = format!("{e:#}"), "call failed after the accept");
+            // Whichever applies: an answered call ends, an unanswered one is missed.
+            if db
+                .end_call(&record.id, "failed", Some("system"), unix_ms())
+                .await
+                .is_err()
+            {
+                let _ = db
+                    .mark_missed(
+                        &consultation_id,
+                        &record.meet_id,
+                        &record.id,
+                        MissedReason::NoAnswer,
+                        unix_ms(),
+                    )
+                    .await;
+            }
+            "media_failed"
+        }
+    };
+    ctx.state.hub.send(
+        &manager_id,
+        &ServerMessage::CallEnded {
+            consultation_id,
+            reason: reason.to_string(),
+        },
+    );
+    Ok(())
+}
+
+/// How ringing ended.
+enum RingEnd {
+    Missed,
+    Answered {
+        manager_id: String,
+        browser_offer: String,
+        dialog: Box<Dialog>,
+    },
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -239,9 +337,11 @@ async fn ring(
     caller: Option<String>,
     dialled: &str,
     customer: &db::Customer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RingEnd> {
     let db = &ctx.state.db;
     let started = Instant::now();
+    // The WebRTC offer that came with an accept, kept until the ringing core confirms it.
+    let mut offers: Vec<(String, String)> = Vec::new();
     let ring_timeout = ctx.state.config.ring_timeout;
     let mut ringing = Ringing::new(started, ring_timeout);
     let expires_at_ms = unix_ms() + i64::try_from(ring_timeout.as_millis()).unwrap_or(0);
@@ -309,7 +409,27 @@ async fn ring(
                     )
                     .await?;
                     tracing::info!(consultation = %consultation_id, reason = reason.as_str(), "call missed");
-                    return Ok(());
+                    return Ok(RingEnd::Missed);
+                }
+                RingAction::Answer { manager_id } => {
+                    let browser_offer = offers
+                        .iter()
+                        .rev()
+                        .find(|(m, _)| *m == manager_id)
+                        .map(|(_, o)| o.clone())
+                        .unwrap_or_default();
+                    ctx.state.hub.send(
+                        &manager_id,
+                        &ServerMessage::RingStopped {
+                            consultation_id: consultation_id.to_string(),
+                            reason: RingStopReason::Answered,
+                        },
+                    );
+                    return Ok(RingEnd::Answered {
+                        manager_id,
+                        browser_offer,
+                        dialog: Box::new(dialog),
+                    });
                 }
             }
         }
@@ -319,6 +439,10 @@ async fn ring(
                 let now = Instant::now();
                 match input {
                     Some(CallInput::CallerCancelled) => ringing.handle_input(now, RingInput::CallerCancelled),
+                    Some(CallInput::Accepted { manager_id, sdp_offer }) => {
+                        offers.push((manager_id.clone(), sdp_offer));
+                        ringing.handle_input(now, RingInput::Accepted { manager_id });
+                    }
                     Some(CallInput::Declined { manager_id }) => ringing.handle_input(now, RingInput::Declined { manager_id }),
                     Some(CallInput::SessionGone { manager_id }) => ringing.handle_input(now, RingInput::SessionGone { manager_id }),
                     Some(CallInput::InDialog { key, request }) => {
@@ -343,7 +467,14 @@ async fn ring(
                         ctx.respond_in_dialog(key, &request, status).await;
                     }
                     // Nothing is sent by this call before the answer, so nothing comes back.
-                    Some(CallInput::Ack(_) | CallInput::Response { .. } | CallInput::RequestFailed { .. }) => {}
+                    Some(
+                        CallInput::Ack(_)
+                        | CallInput::Response { .. }
+                        | CallInput::RequestFailed { .. }
+                        | CallInput::IceCandidate { .. }
+                        | CallInput::Dtmf { .. }
+                        | CallInput::Hangup { .. },
+                    ) => {}
                     None => ringing.handle_input(now, RingInput::CallerCancelled),
                 }
             }

@@ -1,5 +1,6 @@
 //! Call actors: one task owns each call. Inputs arrive on its bounded queue.
 
+pub mod answered;
 pub mod inbound;
 pub mod ringing;
 
@@ -21,6 +22,20 @@ pub enum CallInput {
     Declined { manager_id: String },
     /// The manager's last console session closed while it rang.
     SessionGone { manager_id: String },
+    /// The manager accepted, with their browser's WebRTC offer.
+    Accepted {
+        manager_id: String,
+        sdp_offer: String,
+    },
+    /// A trickled ICE candidate from the manager's browser.
+    IceCandidate {
+        manager_id: String,
+        candidate: String,
+    },
+    /// The manager pressed a key on the console's keypad.
+    Dtmf { manager_id: String, digit: char },
+    /// The manager ended the call for everyone.
+    Hangup { manager_id: String },
     /// A response to a request this call sent (BYE, re-INVITE, outgoing INVITE).
     Response {
         key: TransactionKey,

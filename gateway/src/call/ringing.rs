@@ -28,6 +28,10 @@ pub enum RingInput {
     },
     /// The carrier sent CANCEL (RFC 3261 §9.2).
     CallerCancelled,
+    /// The manager being rung accepted.
+    Accepted {
+        manager_id: String,
+    },
 }
 
 /// What to do, in order.
@@ -49,6 +53,8 @@ pub enum RingAction {
         reason: MissedReason,
         sip_status: u16,
     },
+    /// This manager answers: connect the call (ringing is over).
+    Answer { manager_id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +183,12 @@ impl Ringing {
             RingInput::Declined { manager_id } if self.ringing_manager() == Some(&manager_id) => {
                 self.any_declined = true;
                 self.next_manager(manager_id, Some(StopReason::DeclinedByManager));
+            }
+            RingInput::Accepted { manager_id }
+                if self.state == State::Ringing(manager_id.clone()) =>
+            {
+                self.actions.push_back(RingAction::Answer { manager_id });
+                self.state = State::Done;
             }
             RingInput::SessionGone { manager_id }
                 if self.ringing_manager() == Some(&manager_id) =>
@@ -394,6 +406,41 @@ mod tests {
                 reason: MissedReason::NoAvailableManager,
                 sip_status: 480
             }]
+        );
+    }
+
+    #[test]
+    fn the_rung_manager_accepts_once() {
+        let t0 = Instant::now();
+        let mut r = Ringing::new(t0, Duration::from_secs(120));
+        ring_m1(&mut r, t0);
+        r.handle_input(
+            t0,
+            RingInput::Accepted {
+                manager_id: "m2".into(),
+            },
+        );
+        assert!(
+            drain(&mut r).is_empty(),
+            "only the manager being rung can accept"
+        );
+        r.handle_input(
+            t0,
+            RingInput::Accepted {
+                manager_id: "m1".into(),
+            },
+        );
+        assert_eq!(
+            drain(&mut r),
+            vec![RingAction::Answer {
+                manager_id: "m1".into()
+            }]
+        );
+        assert!(r.is_done() && r.poll_timeout().is_none());
+        r.handle_input(t0, RingInput::CallerCancelled);
+        assert!(
+            drain(&mut r).is_empty(),
+            "after the answer, CANCEL is too late for the ring"
         );
     }
 

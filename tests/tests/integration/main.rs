@@ -2,7 +2,9 @@
 //! The integration suite: one test binary, real peers (sipp, WebSocket clients) against
 //! gateways started in-process on free loopback ports.
 
+mod answered;
 mod harness;
 mod malformed;
 mod raw_sip;
 mod sip_trunk;
+mod webrtc_manager;

@@ -1,0 +1,535 @@
+//! An inbound call from the moment a manager accepts until it ends.
+//!
+//! The manager's browser sent a WebRTC offer with its accept. We answer it, wait until the
+//! WebRTC path is up, and only then send the carrier its 200 OK with our SDP answer (so the
+//! caller is never connected to silence), retransmitting it until the ACK (RFC 3261
+//! §13.3.1.4). Media then flows through the [`PhoneBridge`]; the call ends on a BYE from the
+//! carrier, a hang-up from the manager, carrier media inactivity, or a failed WebRTC path.
+//!
+//! This is a thin driver: the dialog, the 2xx retransmitter, the bridge and the WebRTC peer
+//! are sans-IO cores; this loop only moves datagrams, deadlines and messages between them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use media::bridge::{BridgeConfig, BridgeOutput, PhoneBridge};
+use media::g711::G711Law;
+use rand::Rng;
+use schemas::ws::ServerMessage;
+use sip::dialog::Dialog;
+use sip::endpoint::Peer;
+use sip::message;
+use sip::sdp;
+use sip::uas_2xx::{TwoXxAction, TwoXxRetransmitter};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use webrtc_peer::{PeerConfig, PeerEvent, WebRtcPeer};
+
+use super::inbound::Ctx;
+use super::CallInput;
+use crate::db;
+use crate::sip_service::service::unix_ms;
+use crate::sip_service::SipCommand;
+
+/// How long the browser has to complete ICE and DTLS after accepting.
+const WEBRTC_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Opus toward the browser: wideband speech is not needed for an 8 kHz phone leg.
+const OPUS_BITRATE_BPS: u32 = 24_000;
+const OPUS_COMPLEXITY: u8 = 5;
+
+/// Why the call ended, as stored on the call record and sent to the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    CustomerHungUp,
+    ManagerHungUp,
+    MediaTimeout,
+    MediaFailed,
+    AckTimeout,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CustomerHungUp => "customer_hung_up",
+            EndReason::ManagerHungUp => "manager_hung_up",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::MediaFailed => "media_failed",
+            EndReason::AckTimeout => "ack_timeout",
+        }
+    }
+}
+
+/// What the ringing phase hands over.
+pub struct Accepted<'a> {
+    pub manager_id: String,
+    pub browser_offer: String,
+    pub consultation_id: &'a str,
+    pub record: &'a db::CallRecord,
+    pub dialog: Dialog,
+}
+
+/// How the call went after the accept.
+pub enum Outcome {
+    /// Connected and later ended.
+    Ended(EndReason),
+    /// The caller hung up before the WebRTC path was up (answered 487 by the caller).
+    CancelledBeforeConnect,
+}
+
+pub(crate) async fn run(
+    ctx: &Ctx,
+    rx: &mut mpsc::Receiver<CallInput>,
+    accepted: Accepted<'_>,
+) -> anyhow::Result<Outcome> {
+    let state = &ctx.state;
+    let media_cfg = &state.config.media;
+    let ports = state.rtp_ports.allocate().context("allocating RTP ports")?;
+    let carrier_socket = UdpSocket::from_std({
+        ports.rtp.set_nonblocking(true)?;
+        ports.rtp.try_clone()?
+    })?;
+    let webrtc_socket = UdpSocket::bind(SocketAddr::new(media_cfg.bind_address, 0)).await?;
+    let webrtc_addr = SocketAddr::new(
+        media_cfg.advertised_address,
+        webrtc_socket.local_addr()?.port(),
+    );
+    let now = Instant::now();
+    let mut peer = WebRtcPeer::new(
+        now,
+        PeerConfig {
+            ice_lite: true,
+            certificate_pem: Some(state.webrtc_certificate.clone()),
+            ..PeerConfig::new(webrtc_addr)
+        },
+    )?;
+    let answer = peer.accept_offer(now, &accepted.browser_offer)?;
+    state.hub.send(
+        &accepted.manager_id,
+        &ServerMessage::CallAnswered {
+            consultation_id: accepted.consultation_id.to_string(),
+            sdp_answer: answer,
+        },
+    );
+
+    let mut call = InCall {
+        ctx,
+        peer,
+        webrtc_socket,
+        carrier_socket,
+        carrier_remote: None,
+        bridge: None,
+        retransmit: None,
+        dialog: accepted.dialog,
+        manager_id: accepted.manager_id,
+        consultation_id: accepted.consultation_id.to_string(),
+        answered_at: None,
+        local_rtp: SocketAddr::new(media_cfg.advertised_address, ports.rtp_addr().port()),
+    };
+    // Keep the port pair bound for the whole call.
+    let _ports = ports;
+    let outcome = call.drive(rx, accepted.record).await;
+    call.peer.close();
+    call.flush_peer().await;
+    outcome
+}
+
+struct InCall<'c> {
+    ctx: &'c Ctx,
+    peer: WebRtcPeer,
+    webrtc_socket: UdpSocket,
+    carrier_socket: UdpSocket,
+    /// Where carrier RTP goes: the SDP address first, then wherever the carrier's RTP really
+    /// comes from (symmetric RTP, RFC 4961), which is what works through NAT.
+    carrier_remote: Option<SocketAddr>,
+    bridge: Option<PhoneBridge>,
+    retransmit: Option<TwoXxRetransmitter>,
+    dialog: Dialog,
+    manager_id: String,
+    consultation_id: String,
+    answered_at: Option<Instant>,
+    local_rtp: SocketAddr,
+}
+
+impl InCall<'_> {
+    async fn drive(
+        &mut self,
+        rx: &mut mpsc::Receiver<CallInput>,
+        record: &db::CallRecord,
+    ) -> anyhow::Result<Outcome> {
+        let connect_deadline = Instant::now() + WEBRTC_CONNECT_TIMEOUT;
+        let mut carrier_buf = vec![0u8; 2048];
+        let mut webrtc_buf = vec![0u8; 2048];
+        loop {
+            // Outputs of the cores first, then wait for the next input or deadline.
+            if let Some(end) = self.pump(record).await? {
+                return Ok(end);
+            }
+            let now = Instant::now();
+            if self.answered_at.is_none() && now >= connect_deadline {
+                anyhow::bail!("the browser's WebRTC connection did not come up in time");
+            }
+            if let Some(reason) = self.media_timed_out(now) {
+                self.hang_up(reason).await;
+                return Ok(Outcome::Ended(reason));
+            }
+            let deadline = self.next_deadline(connect_deadline);
+            tokio::select! {
+                r = self.carrier_socket.recv_from(&mut carrier_buf) => {
+                    if let (Ok((n, from)), Some(bridge)) = (r, self.bridge.as_mut()) {
+                        // Latch onto the carrier's real source (RFC 4961 symmetric RTP).
+                        self.carrier_remote = Some(from);
+                        bridge.handle_carrier_packet(Instant::now(), &carrier_buf[..n]);
+                    }
+                }
+                r = self.webrtc_socket.recv_from(&mut webrtc_buf) => {
+                    if let Ok((n, from)) = r {
+                        self.peer.handle_receive(Instant::now(), from, &webrtc_buf[..n]);
+                    }
+                }
+                input = rx.recv() => {
+                    let Some(input) = input else { anyhow::bail!("call queue closed") };
+                    if let Some(outcome) = self.handle_input(input).await? {
+                        return Ok(outcome);
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    self.peer.handle_timeout(now).ok();
+                    if let Some(bridge) = self.bridge.as_mut() {
+                        bridge.handle_timeout(now)?;
+                    }
+                    if let Some(r) = self.retransmit.as_mut() {
+                        match r.handle_timeout(now) {
+                            Some(TwoXxAction::Retransmit(bytes)) => {
+                                let peer = self.reply_peer();
+                                let _ = self.ctx.sip.send(SipCommand::SendRaw { peer, bytes }).await;
+                            }
+                            Some(TwoXxAction::GiveUp) => {
+                                // §13.3.1.4: no ACK for 64·T1 — end the session with a BYE.
+                                self.hang_up(EndReason::AckTimeout).await;
+                                return Ok(Outcome::Ended(EndReason::AckTimeout));
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&mut self, connect_deadline: Instant) -> Instant {
+        let mut at = Instant::now() + Duration::from_secs(1);
+        let candidates = [
+            self.peer.poll_timeout(),
+            self.bridge.as_ref().map(PhoneBridge::poll_timeout),
+            self.retransmit
+                .as_ref()
+                .and_then(TwoXxRetransmitter::poll_timeout),
+            self.answered_at.is_none().then_some(connect_deadline),
+        ];
+        for c in candidates.into_iter().flatten() {
+            at = at.min(c);
+        }
+        at
+    }
+
+    fn media_timed_out(&self, now: Instant) -> Option<EndReason> {
+        let answered = self.answered_at?;
+        let last = self
+            .bridge
+            .as_ref()
+            .and_then(PhoneBridge::last_carrier_packet_at)
+            .unwrap_or(answered);
+        (now.saturating_duration_since(last) >= self.ctx.state.config.media.inactivity_timeout)
+            .then_some(EndReason::MediaTimeout)
+    }
+
+    /// Moves what the cores produced: WebRTC datagrams, bridge packets and frames, events.
+    async fn pump(&mut self, record: &db::CallRecord) -> anyhow::Result<Option<Outcome>> {
+        self.flush_peer().await;
+        while let Some(ev) = self.peer.poll_event() {
+            match ev {
+                PeerEvent::Connected if self.answered_at.is_none() => {
+                    self.connect_carrier(record).await?
+                }
+                PeerEvent::AudioFrame {
+                    payload,
+                    rtp_timestamp,
+                    sequence,
+                } => {
+                    if let Some(bridge) = self.bridge.as_mut() {
+                        bridge.handle_browser_audio(
+                            Instant::now(),
+                            sequence,
+                            rtp_timestamp,
+                            &payload,
+                        );
+                    }
+                }
+                PeerEvent::Failed | PeerEvent::Closed if self.answered_at.is_some() => {
+                    self.hang_up(EndReason::MediaFailed).await;
+                    return Ok(Some(Outcome::Ended(EndReason::MediaFailed)));
+                }
+                PeerEvent::Failed | PeerEvent::Closed => {
+                    anyhow::bail!("the browser's WebRTC connection failed")
+                }
+                _ => {}
+            }
+        }
+        if let Some(bridge) = self.bridge.as_mut() {
+            let now = Instant::now();
+            while let Some(out) = bridge.poll_output() {
+                match out {
+                    BridgeOutput::ToCarrier(packet) => {
+                        if let Some(remote) = self.carrier_remote {
+                            let _ = self.carrier_socket.try_send_to(&packet, remote);
+                        }
+                    }
+                    BridgeOutput::ToBrowser {
+                        payload,
+                        rtp_timestamp,
+                    } => {
+                        // Not connected yet or congested: the frame is dropped, never queued.
+                        let _ = self.peer.send_audio(now, &payload, rtp_timestamp);
+                    }
+                    BridgeOutput::DigitFromCarrier(digit) => {
+                        self.ctx.state.hub.send(
+                            &self.manager_id,
+                            &ServerMessage::DtmfReceived {
+                                consultation_id: self.consultation_id.clone(),
+                                digit,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        self.flush_peer().await;
+        Ok(None)
+    }
+
+    async fn flush_peer(&mut self) {
+        while let Some(t) = self.peer.poll_transmit() {
+            let _ = self.webrtc_socket.send_to(&t.contents, t.destination).await;
+        }
+    }
+
+    /// The browser is connected: answer the carrier (200 OK with SDP) and start the bridge.
+    async fn connect_carrier(&mut self, record: &db::CallRecord) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        let now = Instant::now();
+        let (session_id, ssrc, seq, ts, browser_ts): (u64, u32, u16, u32, u32) = {
+            let mut rng = rand::thread_rng();
+            (rng.gen(), rng.gen(), rng.gen(), rng.gen(), rng.gen())
+        };
+        let local = sdp::LocalMedia {
+            address: self.local_rtp.ip(),
+            rtp_port: self.local_rtp.port(),
+            codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
+            telephone_event: true,
+            session_id: session_id >> 1,
+            session_version: 1,
+            username: "gateway".to_string(),
+        };
+        let offer = sdp::SessionDescription::parse_bytes(&ctx.call.request.body)
+            .context("the carrier's offer (checked at admission)")?;
+        let answer = sdp::negotiate_answer(&offer, &local)?;
+        self.carrier_remote = Some(answer.remote_rtp);
+        let law = match answer.codec.1 {
+            sdp::Codec::Pcmu => G711Law::Ulaw,
+            sdp::Codec::Pcma => G711Law::Alaw,
+        };
+        self.bridge = Some(PhoneBridge::new(
+            BridgeConfig {
+                law,
+                carrier_payload_type: answer.codec.0,
+                carrier_dtmf_payload_type: answer.telephone_event_pt,
+                opus_bitrate_bps: OPUS_BITRATE_BPS,
+                opus_complexity: OPUS_COMPLEXITY,
+                carrier_ssrc: ssrc,
+                carrier_first_sequence: seq,
+                carrier_first_timestamp: ts,
+                browser_first_timestamp: browser_ts,
+            },
+            now,
+        )?);
+        let mut response =
+            message::build_response(&ctx.call.request, 200, None, Some(&ctx.call.to_tag));
+        response = message::with_header(
+            response,
+            rsip::Header::Other("Contact".into(), ctx.call.contact.clone()),
+        );
+        response = message::with_header(
+            response,
+            rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()),
+        );
+        response = message::with_body(response, "application/sdp", answer.sdp.into_bytes());
+        let bytes = bytes::Bytes::from(message::to_bytes(&rsip::SipMessage::Response(
+            response.clone(),
+        )));
+        ctx.sip
+            .send(SipCommand::Respond {
+                key: ctx.call.key.clone(),
+                response,
+            })
+            .await
+            .ok();
+        self.retransmit = Some(TwoXxRetransmitter::new(now, bytes, timer_config(ctx)));
+        self.dialog.confirm();
+        self.answered_at = Some(now);
+        ctx.state
+            .db
+            .answer_call(&record.id, &self.manager_id, unix_ms())
+            .await
+            .context("recording the answer")?;
+        tracing::info!(consultation = %self.consultation_id, manager = %self.manager_id, "call answered");
+        Ok(())
+    }
+
+    async fn handle_input(&mut self, input: CallInput) -> anyhow::Result<Option<Outcome>> {
+        match input {
+            CallInput::Ack(_) => {
+                if let Some(r) = self.retransmit.as_mut() {
+                    r.handle_ack();
+                }
+            }
+            CallInput::CallerCancelled if self.answered_at.is_none() => {
+                // RFC 3261 §9.2: the INVITE is still pending: 487 ends it.
+                let response = message::build_response(
+                    &self.ctx.call.request,
+                    487,
+                    None,
+                    Some(&self.ctx.call.to_tag),
+                );
+                let _ = self
+                    .ctx
+                    .sip
+                    .send(SipCommand::Respond {
+                        key: self.ctx.call.key.clone(),
+                        response,
+                    })
+                    .await;
+                return Ok(Some(Outcome::CancelledBeforeConnect));
+            }
+            CallInput::InDialog { key, request } => {
+                let status = if !self.dialog.matches_request(&request) {
+                    481
+                } else {
+                    match self.dialog.handle_request(&request) {
+                        Err(e) => e.sip_status().unwrap_or(500),
+                        Ok(()) if request.method == rsip::Method::Bye => 200,
+                        Ok(()) if request.method == rsip::Method::Options => 200,
+                        Ok(()) => 501,
+                    }
+                };
+                let response = message::build_response(&request, status, None, None);
+                let _ = self
+                    .ctx
+                    .sip
+                    .send(SipCommand::Respond { key, response })
+                    .await;
+                if status == 200 && request.method == rsip::Method::Bye {
+                    return Ok(Some(Outcome::Ended(EndReason::CustomerHungUp)));
+                }
+            }
+            CallInput::Hangup { manager_id } if manager_id == self.manager_id => {
+                self.hang_up(EndReason::ManagerHungUp).await;
+                return Ok(Some(Outcome::Ended(EndReason::ManagerHungUp)));
+            }
+            CallInput::IceCandidate {
+                manager_id,
+                candidate,
+            } if manager_id == self.manager_id => {
+                if let Err(e) = self.peer.add_remote_candidate(&candidate) {
+                    tracing::debug!(error = %e, "bad ICE candidate from the browser");
+                }
+            }
+            CallInput::Dtmf { manager_id, digit } if manager_id == self.manager_id => {
+                if let Some(bridge) = self.bridge.as_mut() {
+                    if let Err(e) = bridge.send_digit(Instant::now(), digit, 160) {
+                        tracing::debug!(error = %e, "DTMF not sent");
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Ends the call from our side: BYE to the carrier once the dialog is confirmed.
+    async fn hang_up(&mut self, reason: EndReason) {
+        if self.answered_at.is_none() {
+            return;
+        }
+        let Ok(request) = self.dialog.new_request(
+            rsip::Method::Bye,
+            &format!("z9hG4bK{:016x}", rand::thread_rng().gen::<u64>()),
+            &via_host_port(self.ctx),
+            self.ctx.call.peer.transport.via_name(),
+        ) else {
+            return;
+        };
+        // The BYE goes where the dialog's target points; over the carrier's own connection or
+        // address, as carriers expect from a trunk.
+        let request = with_reason(request, reason);
+        let (tx, _rx) = mpsc::channel(4);
+        let _ = self
+            .ctx
+            .sip
+            .send(SipCommand::SendRequest {
+                peer: self.ctx.call.peer,
+                request,
+                reply_to: tx,
+            })
+            .await;
+    }
+
+    fn reply_peer(&self) -> Peer {
+        let call = &self.ctx.call;
+        if call.peer.transport.is_reliable() {
+            return call.peer;
+        }
+        match message::headers::top_via(&call.request.headers) {
+            Ok(via) => Peer::udp(message::response_destination(
+                &via,
+                call.peer.addr,
+                message::ResponseTransport::Unreliable,
+            )),
+            Err(_) => call.peer,
+        }
+    }
+}
+
+/// RFC 3326: say why we hang up, so the carrier's CDRs can tell a timeout from a hang-up.
+fn with_reason(mut request: rsip::Request, reason: EndReason) -> rsip::Request {
+    let text = match reason {
+        EndReason::MediaTimeout => "SIP;cause=408;text=\"media_timeout\"",
+        EndReason::AckTimeout => "SIP;cause=408;text=\"ack_timeout\"",
+        EndReason::MediaFailed => "SIP;cause=500;text=\"media_failed\"",
+        EndReason::ManagerHungUp | EndReason::CustomerHungUp => {
+            "SIP;cause=200;text=\"Call completed\""
+        }
+    };
+    request
+        .headers
+        .push(rsip::Header::Other("Reason".into(), text.into()));
+    request
+}
+
+fn via_host_port(ctx: &Ctx) -> String {
+    let host_port = ctx
+        .call
+        .contact
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let host_port = host_port.split_once('@').map_or(host_port, |(_, h)| h);
+    host_port.split(';').next().unwrap_or(host_port).to_string()
+}
+
+fn timer_config(ctx: &Ctx) -> sip::transaction::TimerConfig {
+    sip::transaction::TimerConfig {
+        t1: ctx.state.config.sip.t1,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,302 @@
+//! Answered calls: a raw carrier (SIP + G.711 RTP over UDP) and the programmatic manager
+//! (WebSocket + WebRTC/Opus) hear each other's tones; BYE from either side, media timeout.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use media::g711::G711Law;
+use media::rtp::{self, RtpHeader};
+use media::tone::{generate_sine, ToneDetector};
+use schemas::ws::{ClientMessage, ServerMessage};
+use tokio::net::UdpSocket;
+
+use crate::harness::{Gateway, GatewayOptions, Manager};
+use crate::raw_sip::{header, status, RawUdp};
+use crate::webrtc_manager::{sdp_rtp_addr, ManagerMedia, PendingMedia};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn invite_with_sdp(local: SocketAddr, rtp: SocketAddr, call_id: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        rtp.ip(),
+        rtp.port()
+    );
+    format!(
+        "INVITE sip:07012345678@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKinv-{call_id};rport\r\n\
+         From: <sip:01055556666@127.0.0.1>;tag=c-{call_id}\r\n\
+         To: <sip:07012345678@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:carrier@{local}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+fn in_dialog(
+    method: &str,
+    local: SocketAddr,
+    call_id: &str,
+    cseq: u32,
+    to: &str,
+    branch: &str,
+) -> String {
+    format!(
+        "{method} sip:gateway@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:01055556666@127.0.0.1>;tag=c-{call_id}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The carrier's RTP: sends a 1 kHz tone (unless `silent`) and counts received 440 Hz frames.
+struct CarrierRtp {
+    heard: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CarrierRtp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierRtp {
+    let heard = Arc::new(AtomicU64::new(0));
+    let h = heard.clone();
+    let task = tokio::spawn(async move {
+        let detector = ToneDetector::new(440.0, 8000, 160);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut buf = vec![0u8; 2048];
+        for frame in 0u32.. {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if silent { continue; }
+                    let mut pcm = [0i16; 160];
+                    generate_sine(1000.0, 8000.0, 8000, u64::from(frame) * 160, &mut pcm);
+                    let mut g711 = [0u8; 160];
+                    G711Law::Ulaw.encode(&pcm, &mut g711).unwrap();
+                    let hdr = RtpHeader { payload_type: 0, marker: frame == 0, sequence: frame as u16, timestamp: frame * 160, ssrc: 99, csrc_count: 0 };
+                    let mut pkt = vec![0u8; 200];
+                    let n = rtp::write_packet(&hdr, &g711, &mut pkt).unwrap();
+                    let _ = socket.send_to(&pkt[..n], gateway).await;
+                }
+                r = socket.recv_from(&mut buf) => {
+                    let Ok((n, _)) = r else { continue };
+                    let Ok(p) = rtp::parse(&buf[..n]) else { continue };
+                    if p.header().payload_type != 0 { continue; }
+                    let mut pcm = [0i16; 160];
+                    if G711Law::Ulaw.decode(p.payload(), &mut pcm).is_ok() && detector.detect(&pcm) {
+                        h.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    });
+    CarrierRtp { heard, task }
+}
+
+struct Connected {
+    sip: RawUdp,
+    to: String,
+    consultation_id: String,
+    manager: Manager,
+    media: ManagerMedia,
+    rtp: CarrierRtp,
+    call_id: String,
+}
+
+/// INVITE → ring → accept with a WebRTC offer → 200 OK with SDP → ACK → media both ways.
+async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected {
+    let mut manager = gw.manager("demo-manager-1").await.expect("manager");
+    let sip = RawUdp::new(gw.sip).await;
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sip.send(&invite_with_sdp(
+        sip.local(),
+        rtp_socket.local_addr().unwrap(),
+        call_id,
+    ))
+    .await;
+    let ServerMessage::Ring {
+        consultation_id, ..
+    } = manager.ring(WAIT).await.expect("ring")
+    else {
+        unreachable!()
+    };
+    let (pending, offer) = PendingMedia::new().await.expect("webrtc offer");
+    manager
+        .send(&ClientMessage::Accept {
+            consultation_id: consultation_id.clone(),
+            sdp_offer: offer,
+        })
+        .await
+        .unwrap();
+    let answer = loop {
+        match manager.next(WAIT).await.expect("answer") {
+            ServerMessage::CallAnswered { sdp_answer, .. } => break sdp_answer,
+            ServerMessage::Error { code, message } => panic!("{code}: {message}"),
+            _ => {}
+        }
+    };
+    let media = pending.start(&answer, 440.0, 1000.0).expect("media");
+    let ok = sip.final_response(WAIT).await.expect("200 OK");
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    assert_eq!(header(&ok, "Content-Type"), ["application/sdp"]);
+    let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let gateway_rtp = sdp_rtp_addr(body).expect("gateway RTP address in the SDP answer");
+    assert!(
+        body.contains("RTP/AVP 0 101") || body.contains("RTP/AVP 0"),
+        "{body}"
+    );
+    let to = header(&ok, "To")[0].to_string();
+    sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
+        .await;
+    let rtp = carrier_rtp(rtp_socket, gateway_rtp, silent_carrier);
+    Connected {
+        sip,
+        to,
+        consultation_id,
+        manager,
+        media,
+        rtp,
+        call_id: call_id.to_string(),
+    }
+}
+
+async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call_ended(m: &mut Manager) -> String {
+    loop {
+        if let ServerMessage::CallEnded { reason, .. } = m.next(WAIT).await.expect("call_ended") {
+            return reason;
+        }
+    }
+}
+
+async fn record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
+    for _ in 0..50 {
+        let calls = gw
+            .db()
+            .calls_for_consultation(consultation_id)
+            .await
+            .unwrap();
+        if calls[0].ended_at_ms.is_some() {
+            return calls.into_iter().next().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("call record never ended");
+}
+
+#[tokio::test]
+async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let mut c = connect(&gw, "ans-1", false).await;
+    let (media, heard) = (c.media.report.clone(), c.rtp.heard.clone());
+    wait_for("the manager to hear the caller's 1 kHz", || {
+        media.tone_frames.load(Ordering::Relaxed) >= 25
+    })
+    .await;
+    wait_for("the caller to hear the manager's 440 Hz", || {
+        heard.load(Ordering::Relaxed) >= 25
+    })
+    .await;
+    c.sip
+        .send(&in_dialog(
+            "BYE",
+            c.sip.local(),
+            &c.call_id,
+            2,
+            &c.to,
+            "bye1",
+        ))
+        .await;
+    let r = c.sip.final_response(WAIT).await.unwrap();
+    assert_eq!(status(&r), Some(200), "{r}");
+    assert!(header(&r, "CSeq")[0].ends_with("BYE"));
+    assert_eq!(call_ended(&mut c.manager).await, "customer_hung_up");
+    let rec = record(&gw, &c.consultation_id).await;
+    assert!(rec.answered_at_ms.is_some());
+    assert_eq!(rec.end_reason.as_deref(), Some("customer_hung_up"));
+    assert_eq!(rec.ended_by.as_deref(), Some("customer"));
+    // Answered for a second or two: one started minute at the demo rate of 50.
+    assert!(rec.billable_seconds >= 1, "{rec:?}");
+    assert_eq!(rec.charge_minor, 50);
+}
+
+#[tokio::test]
+async fn the_manager_hangs_up_with_a_bye_to_the_carrier() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let mut c = connect(&gw, "ans-2", false).await;
+    let media = c.media.report.clone();
+    wait_for("media", || media.tone_frames.load(Ordering::Relaxed) >= 5).await;
+    c.manager
+        .send(&ClientMessage::Hangup {
+            consultation_id: c.consultation_id.clone(),
+        })
+        .await
+        .unwrap();
+    let bye = loop {
+        let msg = c.sip.recv(WAIT).await.expect("BYE from the gateway");
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(bye.contains("Call-ID: ans-2"), "{bye}");
+    assert!(header(&bye, "From")[0].contains(";tag="), "{bye}");
+    assert!(header(&bye, "To")[0].contains("tag=c-ans-2"), "{bye}");
+    assert_eq!(call_ended(&mut c.manager).await, "manager_hung_up");
+    let rec = record(&gw, &c.consultation_id).await;
+    assert_eq!(rec.ended_by.as_deref(), Some("manager-1"));
+}
+
+#[tokio::test]
+async fn carrier_media_silence_ends_the_call_with_media_timeout() {
+    let gw = Gateway::start(GatewayOptions {
+        edit: Box::new(|s| {
+            s.replace(
+                "inactivity_timeout_ms = 30000",
+                "inactivity_timeout_ms = 1500",
+            )
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("gateway");
+    let mut c = connect(&gw, "ans-3", true).await;
+    let bye = loop {
+        let msg = c.sip.recv(WAIT).await.expect("BYE after the media timeout");
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(header(&bye, "Reason")[0].contains("media_timeout"), "{bye}");
+    assert_eq!(call_ended(&mut c.manager).await, "media_timeout");
+    let rec = record(&gw, &c.consultation_id).await;
+    assert_eq!(rec.end_reason.as_deref(), Some("media_timeout"));
+}
