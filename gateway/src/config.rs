@@ -624,9 +624,18 @@ mod tests {
     #[test]
     fn example_config_is_valid_and_has_the_demo_channel() {
         let cfg = Config::parse(EXAMPLE).expect("example config parses");
-        assert_eq!(cfg.sip.udp_listen, Some("127.0.0.1:5060".parse::<SocketAddr>().unwrap()));
-        assert_eq!(cfg.sip.tcp_listen, Some("127.0.0.1:5060".parse::<SocketAddr>().unwrap()));
-        assert_eq!(cfg.http_listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            cfg.sip.udp_listen,
+            Some("127.0.0.1:5060".parse::<SocketAddr>().unwrap())
+        );
+        assert_eq!(
+            cfg.sip.tcp_listen,
+            Some("127.0.0.1:5060".parse::<SocketAddr>().unwrap())
+        );
+        assert_eq!(
+            cfg.http_listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
         let demo = &cfg.channels[0];
         assert_eq!(demo.id, "demo");
         assert!(demo.plan_paid && demo.business_verified);

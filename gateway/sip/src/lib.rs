@@ -16,5 +16,6 @@ pub mod digest;
 pub mod endpoint;
 pub mod message;
 pub mod sdp;
+pub mod session_timer;
 pub mod transaction;
 pub mod uas_2xx;

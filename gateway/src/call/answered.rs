@@ -21,6 +21,7 @@ use sip::dialog::Dialog;
 use sip::endpoint::Peer;
 use sip::message;
 use sip::sdp;
+use sip::session_timer::{Refresher, SessionExpires, SessionTimer, SessionTimerAction};
 use sip::uas_2xx::{TwoXxAction, TwoXxRetransmitter};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -46,6 +47,8 @@ pub enum EndReason {
     MediaTimeout,
     MediaFailed,
     AckTimeout,
+    /// RFC 4028: the session was not refreshed in time.
+    SessionExpired,
 }
 
 impl EndReason {
@@ -56,6 +59,7 @@ impl EndReason {
             EndReason::MediaTimeout => "media_timeout",
             EndReason::MediaFailed => "media_failed",
             EndReason::AckTimeout => "ack_timeout",
+            EndReason::SessionExpired => "session_expired",
         }
     }
 }
@@ -125,6 +129,10 @@ pub(crate) async fn run(
         consultation_id: accepted.consultation_id.to_string(),
         answered_at: None,
         local_rtp: SocketAddr::new(media_cfg.advertised_address, ports.rtp_addr().port()),
+        local_media: None,
+        send_to_carrier: true,
+        carrier_inactive: false,
+        session_timer: None,
     };
     // Keep the port pair bound for the whole call.
     let _ports = ports;
@@ -149,6 +157,14 @@ struct InCall<'c> {
     consultation_id: String,
     answered_at: Option<Instant>,
     local_rtp: SocketAddr,
+    /// Our side of the carrier's offer/answer, reused (with a newer version) for re-INVITEs.
+    local_media: Option<sdp::LocalMedia>,
+    /// False while the carrier holds the call with `a=sendonly`/`inactive` (RFC 3264 §8.4):
+    /// we then must not send RTP.
+    send_to_carrier: bool,
+    /// True while the carrier's stream is `inactive`: no RTP is expected, so no media timeout.
+    carrier_inactive: bool,
+    session_timer: Option<SessionTimer>,
 }
 
 impl InCall<'_> {
@@ -199,6 +215,14 @@ impl InCall<'_> {
                     if let Some(bridge) = self.bridge.as_mut() {
                         bridge.handle_timeout(now)?;
                     }
+                    match self.session_timer.as_mut().and_then(|t| t.handle_timeout(now)) {
+                        Some(SessionTimerAction::Expired) => {
+                            self.hang_up(EndReason::SessionExpired).await;
+                            return Ok(Outcome::Ended(EndReason::SessionExpired));
+                        }
+                        Some(SessionTimerAction::SendRefresh) => self.send_refresh().await,
+                        None => {}
+                    }
                     if let Some(r) = self.retransmit.as_mut() {
                         match r.handle_timeout(now) {
                             Some(TwoXxAction::Retransmit(bytes)) => {
@@ -226,6 +250,7 @@ impl InCall<'_> {
             self.retransmit
                 .as_ref()
                 .and_then(TwoXxRetransmitter::poll_timeout),
+            self.session_timer.as_ref().map(SessionTimer::poll_timeout),
             self.answered_at.is_none().then_some(connect_deadline),
         ];
         for c in candidates.into_iter().flatten() {
@@ -236,6 +261,9 @@ impl InCall<'_> {
 
     fn media_timed_out(&self, now: Instant) -> Option<EndReason> {
         let answered = self.answered_at?;
+        if self.carrier_inactive {
+            return None;
+        }
         let last = self
             .bridge
             .as_ref()
@@ -282,7 +310,7 @@ impl InCall<'_> {
             while let Some(out) = bridge.poll_output() {
                 match out {
                     BridgeOutput::ToCarrier(packet) => {
-                        if let Some(remote) = self.carrier_remote {
+                        if let (Some(remote), true) = (self.carrier_remote, self.send_to_carrier) {
                             let _ = self.carrier_socket.try_send_to(&packet, remote);
                         }
                     }
@@ -335,7 +363,9 @@ impl InCall<'_> {
         let offer = sdp::SessionDescription::parse_bytes(&ctx.call.request.body)
             .context("the carrier's offer (checked at admission)")?;
         let answer = sdp::negotiate_answer(&offer, &local)?;
+        self.local_media = Some(local);
         self.carrier_remote = Some(answer.remote_rtp);
+        self.apply_direction(answer.direction);
         let law = match answer.codec.1 {
             sdp::Codec::Pcmu => G711Law::Ulaw,
             sdp::Codec::Pcma => G711Law::Alaw,
@@ -364,6 +394,7 @@ impl InCall<'_> {
             response,
             rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()),
         );
+        response = self.with_session_timer(response, &ctx.call.request, now);
         response = message::with_body(response, "application/sdp", answer.sdp.into_bytes());
         let bytes = bytes::Bytes::from(message::to_bytes(&rsip::SipMessage::Response(
             response.clone(),
@@ -413,23 +444,43 @@ impl InCall<'_> {
                 return Ok(Some(Outcome::CancelledBeforeConnect));
             }
             CallInput::InDialog { key, request } => {
-                let status = if !self.dialog.matches_request(&request) {
-                    481
+                let checked = if !self.dialog.matches_request(&request) {
+                    Err(481)
                 } else {
-                    match self.dialog.handle_request(&request) {
-                        Err(e) => e.sip_status().unwrap_or(500),
-                        Ok(()) if request.method == rsip::Method::Bye => 200,
-                        Ok(()) if request.method == rsip::Method::Options => 200,
-                        Ok(()) => 501,
-                    }
+                    self.dialog
+                        .handle_request(&request)
+                        .map_err(|e| e.sip_status().unwrap_or(500))
                 };
-                let response = message::build_response(&request, status, None, None);
+                let response = match (checked, &request.method) {
+                    (Err(status), _) => message::build_response(&request, status, None, None),
+                    (Ok(()), rsip::Method::Invite | rsip::Method::Update)
+                        if self.answered_at.is_some() =>
+                    {
+                        self.session_update(&request)
+                    }
+                    (Ok(()), rsip::Method::Bye | rsip::Method::Options) => {
+                        message::build_response(&request, 200, None, None)
+                    }
+                    (Ok(()), _) => message::build_response(&request, 501, None, None),
+                };
+                let ok = response.status_code.code() == 200;
+                if ok && request.method == rsip::Method::Invite {
+                    // The 2xx to a re-INVITE is retransmitted until its ACK too (§13.3.1.4).
+                    let bytes = bytes::Bytes::from(message::to_bytes(&rsip::SipMessage::Response(
+                        response.clone(),
+                    )));
+                    self.retransmit = Some(TwoXxRetransmitter::new(
+                        Instant::now(),
+                        bytes,
+                        timer_config(self.ctx),
+                    ));
+                }
                 let _ = self
                     .ctx
                     .sip
                     .send(SipCommand::Respond { key, response })
                     .await;
-                if status == 200 && request.method == rsip::Method::Bye {
+                if ok && request.method == rsip::Method::Bye {
                     return Ok(Some(Outcome::Ended(EndReason::CustomerHungUp)));
                 }
             }
@@ -455,6 +506,127 @@ impl InCall<'_> {
             _ => {}
         }
         Ok(None)
+    }
+
+    /// A re-INVITE or UPDATE in the confirmed dialog: a new offer (hold, resume, a new
+    /// address; RFC 3264 §8) and/or a session refresh (RFC 4028). Returns the response.
+    fn session_update(&mut self, request: &rsip::Request) -> rsip::Response {
+        let now = Instant::now();
+        let mut response = message::build_response(request, 200, None, None);
+        let Some(local) = self.local_media.as_mut() else {
+            return message::build_response(request, 500, None, None);
+        };
+        if !request.body.is_empty() {
+            let answer = sdp::SessionDescription::parse_bytes(&request.body).and_then(|offer| {
+                // §8: every new answer carries a higher o= version.
+                local.session_version += 1;
+                sdp::negotiate_answer(&offer, local)
+            });
+            match answer {
+                Ok(answer) => {
+                    self.carrier_remote = Some(answer.remote_rtp);
+                    let direction = answer.direction;
+                    response =
+                        message::with_body(response, "application/sdp", answer.sdp.into_bytes());
+                    self.apply_direction(direction);
+                }
+                Err(e) => {
+                    let mut r = message::build_response(request, e.sip_status(), None, None);
+                    if let Some(w) = e.warning("gateway") {
+                        r = message::with_header(r, rsip::Header::Other("Warning".into(), w));
+                    }
+                    return r;
+                }
+            }
+        } else if request.method == rsip::Method::Invite {
+            // An offerless re-INVITE: our current description is the offer in the 200 (§14.2).
+            local.session_version += 1;
+            let offer = sdp::build_offer(local, sdp::Direction::SendRecv);
+            response = message::with_body(response, "application/sdp", offer.into_bytes());
+        }
+        response = message::with_header(
+            response,
+            rsip::Header::Other("Contact".into(), self.ctx.call.contact.clone()),
+        );
+        self.with_session_timer(response, request, now)
+    }
+
+    /// RFC 3264 §6.1: what the answer says we may do on the carrier leg.
+    fn apply_direction(&mut self, answered: sdp::Direction) {
+        self.send_to_carrier = answered.sends();
+        self.carrier_inactive = !answered.receives();
+    }
+
+    /// RFC 4028 §9: echo the session timer in a 2xx and (re)start it.
+    fn with_session_timer(
+        &mut self,
+        response: rsip::Response,
+        request: &rsip::Request,
+        now: Instant,
+    ) -> rsip::Response {
+        let header = message::headers::first_value(&request.headers, "Session-Expires");
+        let Ok(Some(se)) =
+            sip::session_timer::check_request(header.as_deref(), sip::session_timer::MIN_SE_S)
+        else {
+            return response;
+        };
+        let timer = match self.session_timer.as_mut() {
+            Some(t) => {
+                t.refreshed(now, Some(se.interval_s));
+                t.clone()
+            }
+            None => self
+                .session_timer
+                .insert(SessionTimer::new(now, se))
+                .clone(),
+        };
+        let mut response = message::with_header(
+            response,
+            rsip::Header::Other(
+                "Session-Expires".into(),
+                SessionExpires::header_value(timer.interval_s(), timer.refresher()),
+            ),
+        );
+        let supported = message::headers::option_tags(&request.headers, "Supported");
+        if supported.iter().any(|t| t == "timer") {
+            response = message::with_header(
+                response,
+                rsip::Header::Other("Require".into(), "timer".into()),
+            );
+        }
+        response
+    }
+
+    /// We are the session refresher (the carrier asked us to be): an UPDATE without a body
+    /// refreshes the session (RFC 4028 §7.4, RFC 3311).
+    async fn send_refresh(&mut self) {
+        let Ok(mut request) = self.dialog.new_request(
+            rsip::Method::Update,
+            &format!("z9hG4bK{:016x}", rand::thread_rng().gen::<u64>()),
+            &via_host_port(self.ctx),
+            self.ctx.call.peer.transport.via_name(),
+        ) else {
+            return;
+        };
+        if let Some(t) = self.session_timer.as_mut() {
+            request.headers.push(rsip::Header::Other(
+                "Session-Expires".into(),
+                SessionExpires::header_value(t.interval_s(), Refresher::Uas),
+            ));
+            // Restart now: a carrier that is gone never answers, and the expiry ends the call.
+            let interval = t.interval_s();
+            t.refreshed(Instant::now(), Some(interval));
+        }
+        let (tx, _rx) = mpsc::channel(4);
+        let _ = self
+            .ctx
+            .sip
+            .send(SipCommand::SendRequest {
+                peer: self.ctx.call.peer,
+                request,
+                reply_to: tx,
+            })
+            .await;
     }
 
     /// Ends the call from our side: BYE to the carrier once the dialog is confirmed.
@@ -507,6 +679,7 @@ fn with_reason(mut request: rsip::Request, reason: EndReason) -> rsip::Request {
         EndReason::MediaTimeout => "SIP;cause=408;text=\"media_timeout\"",
         EndReason::AckTimeout => "SIP;cause=408;text=\"ack_timeout\"",
         EndReason::MediaFailed => "SIP;cause=500;text=\"media_failed\"",
+        EndReason::SessionExpired => "SIP;cause=408;text=\"session_expired\"",
         EndReason::ManagerHungUp | EndReason::CustomerHungUp => {
             "SIP;cause=200;text=\"Call completed\""
         }

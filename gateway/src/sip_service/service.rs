@@ -29,7 +29,7 @@ use super::transport::Inbound;
 use super::SipStats;
 
 /// Methods we implement, for `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 /// Queue from call actors to the service.
 pub const COMMAND_QUEUE_LEN: usize = 8192;
 /// Queue from the service to one call actor.
@@ -387,7 +387,7 @@ impl SipService {
                 );
             }
             // A BYE (or other dialog request) without a To tag matches no dialog (§12.2.2).
-            rsip::Method::Bye => self.respond(now, &key, &request, 481, &[]),
+            rsip::Method::Bye | rsip::Method::Update => self.respond(now, &key, &request, 481, &[]),
             // Known methods we do not serve out of dialog: 405 with Allow (§8.2.1).
             _ => self.respond(now, &key, &request, 405, &[("Allow", ALLOW.to_string())]),
         }
@@ -441,6 +441,16 @@ impl SipService {
                 .auth_challenges
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return self.respond(now, &key, &request, 401, &headers);
+        }
+        // RFC 4028 §8.1: a session interval below our minimum is refused with 422 and Min-SE
+        // (the carrier retries with a larger one).
+        let session_expires = message::headers::first_value(&request.headers, "Session-Expires");
+        if let Err(e) = sip::session_timer::check_request(
+            session_expires.as_deref(),
+            sip::session_timer::MIN_SE_S,
+        ) {
+            let min_se = sip::session_timer::MIN_SE_S.to_string();
+            return self.respond(now, &key, &request, e.sip_status(), &[("Min-SE", min_se)]);
         }
         let trunk = &mut self.trunks[trunk_index];
         if let Err(limit) = trunk.limits.try_admit(now) {

@@ -19,22 +19,44 @@ use crate::webrtc_manager::{sdp_rtp_addr, ManagerMedia, PendingMedia};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn invite_with_sdp(local: SocketAddr, rtp: SocketAddr, call_id: &str) -> String {
+    invite_with(local, rtp, call_id, 1, "sendrecv", "")
+}
+
+/// An INVITE (or re-INVITE, with `to` carrying our tag) offering PCMU + telephone-event.
+fn invite_with(
+    local: SocketAddr,
+    rtp: SocketAddr,
+    call_id: &str,
+    cseq: u32,
+    direction: &str,
+    extra: &str,
+) -> String {
+    let to = extra
+        .lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .map_or_else(|| "<sip:07012345678@127.0.0.1>".to_string(), str::to_string);
+    let extra: String = extra
+        .lines()
+        .filter(|l| !l.starts_with("To: "))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
     let sdp = format!(
         "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\n\
          m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-         a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+         a=fmtp:101 0-16\r\na=ptime:20\r\na={direction}\r\n",
         rtp.ip(),
         rtp.port()
     );
     format!(
         "INVITE sip:07012345678@127.0.0.1 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bKinv-{call_id};rport\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKinv-{call_id}-{cseq};rport\r\n\
          From: <sip:01055556666@127.0.0.1>;tag=c-{call_id}\r\n\
-         To: <sip:07012345678@127.0.0.1>\r\n\
+         To: {to}\r\n\
          Call-ID: {call_id}\r\n\
-         CSeq: 1 INVITE\r\n\
+         CSeq: {cseq} INVITE\r\n\
          Contact: <sip:carrier@{local}>\r\n\
          Max-Forwards: 70\r\n\
+         {extra}\
          Content-Type: application/sdp\r\n\
          Content-Length: {}\r\n\r\n{sdp}",
         sdp.len()
@@ -64,6 +86,8 @@ fn in_dialog(
 /// The carrier's RTP: sends a 1 kHz tone (unless `silent`) and counts received 440 Hz frames.
 struct CarrierRtp {
     heard: Arc<AtomicU64>,
+    /// Every RTP packet received from the gateway.
+    packets: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -76,6 +100,8 @@ impl Drop for CarrierRtp {
 fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierRtp {
     let heard = Arc::new(AtomicU64::new(0));
     let h = heard.clone();
+    let packets = Arc::new(AtomicU64::new(0));
+    let pk = packets.clone();
     let task = tokio::spawn(async move {
         let detector = ToneDetector::new(440.0, 8000, 160);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -96,6 +122,7 @@ fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierR
                 r = socket.recv_from(&mut buf) => {
                     let Ok((n, _)) = r else { continue };
                     let Ok(p) = rtp::parse(&buf[..n]) else { continue };
+                    pk.fetch_add(1, Ordering::Relaxed);
                     if p.header().payload_type != 0 { continue; }
                     let mut pcm = [0i16; 160];
                     if G711Law::Ulaw.decode(p.payload(), &mut pcm).is_ok() && detector.detect(&pcm) {
@@ -105,11 +132,16 @@ fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierR
             }
         }
     });
-    CarrierRtp { heard, task }
+    CarrierRtp {
+        heard,
+        packets,
+        task,
+    }
 }
 
 struct Connected {
     sip: RawUdp,
+    rtp_addr: SocketAddr,
     to: String,
     consultation_id: String,
     manager: Manager,
@@ -123,6 +155,7 @@ async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected
     let mut manager = gw.manager("demo-manager-1").await.expect("manager");
     let sip = RawUdp::new(gw.sip).await;
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_addr = rtp_socket.local_addr().unwrap();
     sip.send(&invite_with_sdp(
         sip.local(),
         rtp_socket.local_addr().unwrap(),
@@ -166,6 +199,7 @@ async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected
     let rtp = carrier_rtp(rtp_socket, gateway_rtp, silent_carrier);
     Connected {
         sip,
+        rtp_addr,
         to,
         consultation_id,
         manager,
@@ -299,4 +333,155 @@ async fn carrier_media_silence_ends_the_call_with_media_timeout() {
     assert_eq!(call_ended(&mut c.manager).await, "media_timeout");
     let rec = record(&gw, &c.consultation_id).await;
     assert_eq!(rec.end_reason.as_deref(), Some("media_timeout"));
+}
+
+/// Waits for a 200 to `method`, answering nothing else.
+async fn ok_to(c: &Connected, method: &str) -> String {
+    loop {
+        let msg = c
+            .sip
+            .recv(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no 200 to {method}"));
+        if status(&msg) == Some(200)
+            && header(&msg, "CSeq")
+                .first()
+                .is_some_and(|v| v.ends_with(method))
+        {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn hold_and_resume_by_re_invite_per_rfc_3264() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let c = connect(&gw, "hold-1", false).await;
+    let packets = c.rtp.packets.clone();
+    wait_for("RTP from the gateway", || {
+        packets.load(Ordering::Relaxed) >= 10
+    })
+    .await;
+    // Hold: the carrier will only send (music on hold); we must answer recvonly and stop sending.
+    let to = format!("To: {}", c.to);
+    c.sip
+        .send(&invite_with(
+            c.sip.local(),
+            c.rtp_addr,
+            &c.call_id,
+            2,
+            "sendonly",
+            &to,
+        ))
+        .await;
+    let ok = ok_to(&c, "INVITE").await;
+    assert!(ok.contains("a=recvonly"), "{ok}");
+    assert!(ok.contains("o=gateway"), "{ok}");
+    c.sip
+        .send(&in_dialog(
+            "ACK",
+            c.sip.local(),
+            &c.call_id,
+            2,
+            &c.to,
+            "ack2",
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during_hold = packets.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        packets.load(Ordering::Relaxed) - during_hold <= 1,
+        "no RTP to the carrier while held"
+    );
+    // Resume.
+    c.sip
+        .send(&invite_with(
+            c.sip.local(),
+            c.rtp_addr,
+            &c.call_id,
+            3,
+            "sendrecv",
+            &to,
+        ))
+        .await;
+    let ok = ok_to(&c, "INVITE").await;
+    assert!(ok.contains("a=sendrecv"), "{ok}");
+    c.sip
+        .send(&in_dialog(
+            "ACK",
+            c.sip.local(),
+            &c.call_id,
+            3,
+            &c.to,
+            "ack3",
+        ))
+        .await;
+    let resumed = packets.load(Ordering::Relaxed);
+    wait_for("RTP again after resume", || {
+        packets.load(Ordering::Relaxed) >= resumed + 10
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn session_timers_per_rfc_4028() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let _m = gw.manager("demo-manager-2").await.expect("manager");
+    // Below Min-SE: 422 with our minimum.
+    let sip = RawUdp::new(gw.sip).await;
+    let rtp: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    sip.send(&invite_with(
+        sip.local(),
+        rtp,
+        "st-1",
+        1,
+        "sendrecv",
+        "Session-Expires: 60\nSupported: timer",
+    ))
+    .await;
+    let r = sip.final_response(WAIT).await.unwrap();
+    assert_eq!(status(&r), Some(422), "{r}");
+    assert_eq!(header(&r, "Min-SE"), ["90"]);
+    // Accepted interval: echoed in the 200 with the refresher, and Require: timer.
+    let mut manager = gw.manager("demo-manager-1").await.expect("manager");
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sip = RawUdp::new(gw.sip).await;
+    sip.send(&invite_with(
+        sip.local(),
+        rtp_socket.local_addr().unwrap(),
+        "st-2",
+        1,
+        "sendrecv",
+        "Session-Expires: 1800\nSupported: timer",
+    ))
+    .await;
+    let ServerMessage::Ring {
+        consultation_id, ..
+    } = manager.ring(WAIT).await.expect("ring")
+    else {
+        unreachable!()
+    };
+    let (pending, offer) = PendingMedia::new().await.unwrap();
+    manager
+        .send(&ClientMessage::Accept {
+            consultation_id,
+            sdp_offer: offer,
+        })
+        .await
+        .unwrap();
+    let answer = loop {
+        if let ServerMessage::CallAnswered { sdp_answer, .. } = manager.next(WAIT).await.unwrap() {
+            break sdp_answer;
+        }
+    };
+    let _media = pending.start(&answer, 440.0, 1000.0).unwrap();
+    let ok = sip.final_response(WAIT).await.unwrap();
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    assert_eq!(header(&ok, "Session-Expires"), ["1800;refresher=uac"]);
+    assert_eq!(header(&ok, "Require"), ["timer"]);
 }

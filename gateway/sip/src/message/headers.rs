@@ -635,6 +635,15 @@ pub fn content_type(headers: &rsip::Headers) -> Option<String> {
     (!media.is_empty()).then(|| media.to_ascii_lowercase())
 }
 
+/// The first value of a header by its canonical name (compact forms were expanded by the
+/// normaliser), trimmed; `None` when absent.
+pub fn first_value(headers: &rsip::Headers, canonical: &str) -> Option<String> {
+    values(headers, canonical)
+        .into_iter()
+        .next()
+        .map(|v| v.trim().to_string())
+}
+
 /// Option tags of `Require`, `Supported` or `Proxy-Require` (RFC 3261 §20.32, §19.2): the
 /// comma-separated tokens of every such header, trimmed, lower-cased.
 pub fn option_tags(headers: &rsip::Headers, canonical: &str) -> Vec<String> {
