@@ -1,1 +1,3 @@
-//! Integration test helpers.
+//! Test and benchmark helpers shared by the integration tests and the benchmark binaries.
+
+pub mod programmatic_manager;

@@ -294,3 +294,95 @@ pub async fn ring_during(
         done = sipp => bail!("sipp ended before the ring: {done:?}"),
     }
 }
+
+/// A fresh private directory under the system temp dir, removed on drop (for files a test
+/// generates, such as the pcaps sipp plays).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Sipp {
+    /// Like [`Sipp::output`], but sipp runs with `dir` as its working directory (sipp 3.6
+    /// resolves `play_pcap_audio="file.pcap"` there, when the scenario is loaded, with no
+    /// keyword substitution) and with `extra` arguments appended (e.g. `-rtp_echo`).
+    pub async fn output_in(
+        &self,
+        target: SocketAddr,
+        dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<std::process::Output> {
+        let port = free_port(self.local_ip);
+        let media_port = free_port(self.local_ip);
+        let mut cmd = tokio::process::Command::new("sipp");
+        cmd.current_dir(dir)
+            .arg(target.to_string())
+            .arg("-sf")
+            .arg(scenario(self.scenario))
+            .args(["-s", &self.service])
+            .args(["-i", self.local_ip, "-mi", self.local_ip])
+            .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
+            .args([
+                "-m",
+                &self.calls.to_string(),
+                "-r",
+                &self.rate_per_s.to_string(),
+            ])
+            .args(["-d", &self.pause_ms.to_string()])
+            .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if self.tcp {
+            cmd.args(["-t", "t1"]);
+        }
+        cmd.output()
+            .await
+            .context("running sipp (Debian package sip-tester)")
+    }
+
+    /// [`Sipp::output_in`] to completion; Ok when every call followed the scenario.
+    pub async fn run_in(
+        &self,
+        target: SocketAddr,
+        dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
+        let out = self.output_in(target, dir, extra).await?;
+        if !out.status.success() {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let tail: String = stdout
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect();
+            bail!(
+                "sipp {} failed ({}):\n{tail}\n{}",
+                self.scenario,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}

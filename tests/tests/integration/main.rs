@@ -7,4 +7,5 @@ mod harness;
 mod malformed;
 mod raw_sip;
 mod sip_trunk;
+mod sipp_media;
 mod webrtc_manager;

@@ -1,0 +1,370 @@
+//! Concurrent bridged calls: raw carriers (SIP + PCMU RTP over UDP) ↔ programmatic managers
+//! (WebSocket + WebRTC/Opus) through the release gateway, measured over a steady window.
+//!
+//! Usage: `cargo run --release -p integration-tests --bin call-bench -- [CALLS] [SECONDS]`
+//! (default 200 calls, 20 s window). Reports, for the window:
+//! - gateway CPU per call and the bare codec cost of the same frames measured in this run
+//!   (G.711 decode + Opus encode + Opus decode + G.711 encode, single thread);
+//! - gateway memory per call (RSS with all calls up minus RSS before the first call);
+//! - frames lost end to end each way (sent by one side, not received by the other).
+//!
+//! The load generator runs on the same two cores as the gateway (this machine has no other).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use integration_tests::programmatic_manager::{MediaReport, PendingMedia};
+use media::g711::G711Law;
+use media::opus_codec::{OpusDecoder8k, OpusEncoder8k};
+use media::rtp::{self, RtpHeader};
+use media::tone::generate_sine;
+use schemas::ws::{ClientMessage, ServerMessage};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const SIP_PORT: u16 = 15060;
+const HTTP_PORT: u16 = 18080;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf()
+}
+
+fn config(dir: &Path, managers: usize) -> anyhow::Result<PathBuf> {
+    let mut text = std::fs::read_to_string(root().join("deploy/gateway.example.toml"))?
+        .replace("127.0.0.1:5060", &format!("127.0.0.1:{SIP_PORT}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{HTTP_PORT}"))
+        .replace(
+            "sqlite:var/gateway.db",
+            &format!("sqlite:{}", dir.join("bench.db").display()),
+        )
+        .replace(
+            "max_calls_per_second = 1000",
+            "max_calls_per_second = 100000",
+        )
+        .replace(
+            "max_concurrent_calls = 2000",
+            "max_concurrent_calls = 100000",
+        );
+    for i in 0..managers {
+        text.push_str(&format!(
+            "\n[[channels.managers]]\nid = \"load-{i:04}\"\nname = \"Load {i}\"\ntoken = \"load-token-{i:04}\"\noperator_seat = true\n"
+        ));
+    }
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let cpu = (f.get(11).context("utime")?.parse::<f64>()?
+        + f.get(12).context("stime")?.parse::<f64>()?)
+        / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .context("VmRSS")?;
+    Ok((cpu, rss_kb))
+}
+
+/// One manager console: accepts whatever rings it and runs the media until the end.
+async fn manager(
+    i: usize,
+    reports: tokio::sync::mpsc::Sender<Arc<MediaReport>>,
+) -> anyhow::Result<()> {
+    let mut req = format!("ws://127.0.0.1:{HTTP_PORT}/v1/ws").into_client_request()?;
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer load-token-{i:04}").parse()?,
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let mut pending = None;
+    let mut media = Vec::new();
+    while let Some(msg) = ws.next().await {
+        let Message::Text(text) = msg? else { continue };
+        match serde_json::from_str::<ServerMessage>(text.as_str())? {
+            ServerMessage::Ring {
+                consultation_id, ..
+            } => {
+                let (p, offer) = PendingMedia::new().await?;
+                pending = Some(p);
+                let accept = ClientMessage::Accept {
+                    consultation_id,
+                    sdp_offer: offer,
+                };
+                ws.send(Message::Text(serde_json::to_string(&accept)?.into()))
+                    .await?;
+            }
+            ServerMessage::CallAnswered { sdp_answer, .. } => {
+                if let Some(p) = pending.take() {
+                    let m = p.start(&sdp_answer, 440.0, 1000.0)?;
+                    reports.send(m.report.clone()).await.ok();
+                    media.push(m);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct CarrierCounts {
+    answered: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// One carrier call: INVITE, ACK the 200, then PCMU every 20 ms until `stop`.
+async fn carrier(i: usize, counts: Arc<CarrierCounts>, stop: Instant) -> anyhow::Result<()> {
+    let sip = UdpSocket::bind("127.0.0.1:0").await?;
+    let rtp_sock = UdpSocket::bind("127.0.0.1:0").await?;
+    let (local, rtp_addr) = (sip.local_addr()?, rtp_sock.local_addr()?);
+    let gw: SocketAddr = format!("127.0.0.1:{SIP_PORT}").parse()?;
+    let call_id = format!("load-{i}-{}", std::process::id());
+    let sdp = format!(
+        "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        rtp_addr.port()
+    );
+    let invite = format!(
+        "INVITE sip:07012345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport\r\nFrom: <sip:0101234{i:04}@127.0.0.1>;tag=t{i}\r\nTo: <sip:07012345678@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), gw).await?;
+    let mut buf = vec![0u8; 65_535];
+    let (ok, gw_rtp) = loop {
+        let (n, _) =
+            tokio::time::timeout(Duration::from_secs(60), sip.recv_from(&mut buf)).await??;
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.starts_with("SIP/2.0 1") {
+            continue;
+        }
+        if !msg.starts_with("SIP/2.0 200") {
+            bail!("call {i}: {}", msg.lines().next().unwrap_or(""));
+        }
+        let port: u16 = msg
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .context("m= port")?;
+        break (msg, SocketAddr::from(([127, 0, 0, 1], port)));
+    };
+    let to = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .context("To")?
+        .to_string();
+    let ack = format!(
+        "ACK sip:gateway@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id};rport\r\nFrom: <sip:0101234{i:04}@127.0.0.1>;tag=t{i}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.send_to(ack.as_bytes(), gw).await?;
+    counts.answered.fetch_add(1, Ordering::Relaxed);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut rbuf = vec![0u8; 2048];
+    let mut frame = 0u32;
+    while Instant::now() < stop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let mut pcm = [0i16; 160];
+                generate_sine(1000.0, 8000.0, 8000, u64::from(frame) * 160, &mut pcm);
+                let mut g711 = [0u8; 160];
+                G711Law::Ulaw.encode(&pcm, &mut g711)?;
+                let hdr = RtpHeader { payload_type: 0, marker: frame == 0, sequence: frame as u16, timestamp: frame * 160, ssrc: i as u32, csrc_count: 0 };
+                let mut pkt = [0u8; 200];
+                let n = rtp::write_packet(&hdr, &g711, &mut pkt)?;
+                if rtp_sock.send_to(&pkt[..n], gw_rtp).await.is_ok() {
+                    counts.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                frame += 1;
+            }
+            r = rtp_sock.recv_from(&mut rbuf) => {
+                if r.is_ok() {
+                    counts.received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let bye = format!(
+        "BYE sip:gateway@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye{call_id};rport\r\nFrom: <sip:0101234{i:04}@127.0.0.1>;tag=t{i}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sip.send_to(bye.as_bytes(), gw).await?;
+    Ok(())
+}
+
+/// CPU seconds of the bare codec work for `frames` frames, each direction once.
+fn bare_codec_seconds(frames: u64) -> anyhow::Result<f64> {
+    let mut enc = OpusEncoder8k::new(24_000, 5)?;
+    let mut dec = OpusDecoder8k::new()?;
+    let mut pcm = [0i16; 960];
+    let mut opus = vec![0u8; 1275];
+    let mut g711 = [0u8; 160];
+    generate_sine(1000.0, 8000.0, 8000, 0, &mut pcm[..160]);
+    G711Law::Ulaw.encode(&pcm[..160], &mut g711)?;
+    let n = enc.encode(&pcm[..160], &mut opus)?;
+    let packet = opus[..n].to_vec();
+    let started = Instant::now();
+    for _ in 0..frames {
+        G711Law::Ulaw.decode(&g711, &mut pcm[..160])?;
+        enc.encode(&pcm[..160], &mut opus)?;
+        dec.decode(&packet, &mut pcm)?;
+        G711Law::Ulaw.encode(&pcm[..160], &mut g711)?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls: usize = std::env::args().nth(1).map_or(Ok(200), |s| s.parse())?;
+    let seconds: u64 = std::env::args().nth(2).map_or(Ok(20), |s| s.parse())?;
+    let bin = root().join("target/release/gateway");
+    if !bin.exists() {
+        bail!("build it first: cargo build --release -p gateway");
+    }
+    let dir = std::env::temp_dir().join(format!("call-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut gw = tokio::process::Command::new(&bin)
+        .args(["serve", "--config"])
+        .arg(config(&dir, calls)?)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = gw.id().context("pid")?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", HTTP_PORT))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (report_tx, mut report_rx) = tokio::sync::mpsc::channel(calls.max(1));
+    for i in 0..calls {
+        let tx = report_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = manager(i, tx).await {
+                eprintln!("manager {i}: {e:#}");
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, idle_rss_kb) = proc_stat(pid)?;
+
+    // Calls start at 25/s (each accept sets up WebRTC), then all run through the window.
+    let counts = Arc::new(CarrierCounts::default());
+    let ramp = Duration::from_millis(40) * calls as u32;
+    let settle = Duration::from_secs(5);
+    let stop =
+        Instant::now() + ramp + settle + Duration::from_secs(seconds) + Duration::from_secs(1);
+    for i in 0..calls {
+        let c = counts.clone();
+        tokio::spawn(async move {
+            if let Err(e) = carrier(i, c, stop).await {
+                eprintln!("carrier {i}: {e:#}");
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    tokio::time::sleep(settle).await;
+    let mut reports = Vec::new();
+    while let Ok(r) = report_rx.try_recv() {
+        reports.push(r);
+    }
+    let answered = counts.answered.load(Ordering::Relaxed);
+    // Steady window.
+    let snapshot = |reports: &[Arc<MediaReport>]| {
+        let sent: u64 = reports
+            .iter()
+            .map(|r| r.frames_sent.load(Ordering::Relaxed))
+            .sum();
+        let recv: u64 = reports
+            .iter()
+            .map(|r| r.frames_received.load(Ordering::Relaxed))
+            .sum();
+        (sent, recv)
+    };
+    let (cpu_a, rss_a) = proc_stat(pid)?;
+    let (m_sent_a, m_recv_a) = snapshot(&reports);
+    let (c_sent_a, c_recv_a) = (
+        counts.sent.load(Ordering::Relaxed),
+        counts.received.load(Ordering::Relaxed),
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (cpu_b, rss_b) = proc_stat(pid)?;
+    let (m_sent_b, m_recv_b) = snapshot(&reports);
+    let (c_sent_b, c_recv_b) = (
+        counts.sent.load(Ordering::Relaxed),
+        counts.received.load(Ordering::Relaxed),
+    );
+
+    let gw_cpu = cpu_b - cpu_a;
+    let frames = answered * 50 * seconds;
+    let bare = bare_codec_seconds(frames)?;
+    let loss = |sent: u64, recv: u64| {
+        if sent == 0 {
+            0.0
+        } else {
+            100.0 * (sent.saturating_sub(recv)) as f64 / sent as f64
+        }
+    };
+    println!(
+        "calls requested {calls}, answered {answered}, media reports {}",
+        reports.len()
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| window | {seconds} s with {answered} calls up |");
+    println!(
+        "| gateway CPU | {:.2} core ({:.2} ms CPU per call-second) |",
+        gw_cpu / seconds as f64,
+        1000.0 * gw_cpu / (seconds as f64 * answered.max(1) as f64)
+    );
+    println!(
+        "| bare codec work for the same frames | {:.2} core ({:.2} ms per call-second) |",
+        bare / seconds as f64,
+        1000.0 * bare / (seconds as f64 * answered.max(1) as f64)
+    );
+    println!("| whole gateway / bare codec | {:.2} |", gw_cpu / bare);
+    println!(
+        "| gateway RSS idle → loaded | {} → {} MiB |",
+        idle_rss_kb / 1024,
+        rss_b / 1024
+    );
+    println!(
+        "| memory per call | {:.2} MiB |",
+        (rss_b.saturating_sub(idle_rss_kb)) as f64 / 1024.0 / answered.max(1) as f64
+    );
+    println!(
+        "| carrier → manager frames lost | {:.2} % ({} sent, {} received) |",
+        loss(c_sent_b - c_sent_a, m_recv_b - m_recv_a),
+        c_sent_b - c_sent_a,
+        m_recv_b - m_recv_a
+    );
+    println!(
+        "| manager → carrier frames lost | {:.2} % ({} sent, {} received) |",
+        loss(m_sent_b - m_sent_a, c_recv_b - c_recv_a),
+        m_sent_b - m_sent_a,
+        c_recv_b - c_recv_a
+    );
+    let _ = rss_a;
+    gw.kill().await.ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
