@@ -185,6 +185,67 @@ struct RawTrunk {
     #[serde(default = "default_max_concurrent")]
     max_concurrent_calls: u32,
     digest: Option<RawDigest>,
+    /// Outgoing calls through this trunk (manager calls a customer).
+    outbound: Option<RawOutbound>,
+    /// REGISTER the channel's numbers to the carrier (RFC 3261 §10).
+    register: Option<RawRegister>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    /// The carrier's outbound proxy (UDP `ip:port`).
+    proxy: String,
+    /// Host part of the Request-URI and To; the proxy's IP when unset.
+    domain: Option<String>,
+    /// Caller ID: one of the channel's numbers; the channel's first number when unset.
+    from_number: Option<String>,
+    /// `"national"` (`01012345678`), `"e164"` (`+821012345678`) or `"e164_no_plus"`.
+    #[serde(default = "default_number_format")]
+    number_format: String,
+    #[serde(default = "default_ring_timeout_ms")]
+    ring_timeout_ms: u64,
+    /// Credentials for the carrier's 401/407 challenges (RFC 3261 §22.2).
+    auth_username: Option<String>,
+    auth_password: Option<String>,
+    auth_password_env: Option<String>,
+}
+
+fn default_number_format() -> String {
+    "national".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegister {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    /// Registrar address (UDP `ip:port`); the outbound proxy when unset.
+    registrar: Option<String>,
+    /// Requested registration lifetime in seconds (RFC 3261 §10.2.1.1).
+    #[serde(default = "default_register_expires_s")]
+    expires_s: u32,
+    /// First retry delay after a failure; doubles up to `retry_max_s`.
+    #[serde(default = "default_retry_min_s")]
+    retry_min_s: u64,
+    #[serde(default = "default_retry_max_s")]
+    retry_max_s: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_register_expires_s() -> u32 {
+    3600
+}
+
+fn default_retry_min_s() -> u64 {
+    30
+}
+
+fn default_retry_max_s() -> u64 {
+    1800
 }
 
 fn default_max_cps() -> u32 {
@@ -285,6 +346,62 @@ pub struct TrunkConfig {
     pub max_calls_per_second: u32,
     pub max_concurrent_calls: u32,
     pub digest: Option<DigestConfig>,
+    pub outbound: Option<OutboundConfig>,
+    pub register: Option<RegisterConfig>,
+}
+
+/// How numbers are written in the Request-URI, To and From of outgoing requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberFormat {
+    /// Korean national form with the trunk prefix: `01012345678`.
+    National,
+    /// `+821012345678`.
+    E164,
+    /// `821012345678`.
+    E164NoPlus,
+}
+
+impl NumberFormat {
+    /// Writes an E.164 number (`+82…`) in this format.
+    pub fn format(self, e164: &str) -> String {
+        let digits = e164.trim_start_matches('+');
+        match self {
+            NumberFormat::E164 => format!("+{digits}"),
+            NumberFormat::E164NoPlus => digits.to_string(),
+            NumberFormat::National => match digits.strip_prefix("82") {
+                Some(rest) => format!("0{rest}"),
+                // Not a Korean number: international form is the only unambiguous one.
+                None => format!("+{digits}"),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    pub proxy: SocketAddr,
+    pub domain: String,
+    /// E.164 caller ID.
+    pub from_number: String,
+    pub number_format: NumberFormat,
+    /// Ringing longer than this is cancelled (CANCEL, §9.1): at most 120 s.
+    pub ring_timeout: Duration,
+    /// (username, password) for digest challenges.
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegisterConfig {
+    pub registrar: SocketAddr,
+    /// Host of the address-of-record (`sip:<number>@<domain>`) and the Request-URI.
+    pub domain: String,
+    /// E.164 numbers registered (the channel's numbers).
+    pub numbers: Vec<String>,
+    pub expires_s: u32,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub credentials: Option<(String, String)>,
+    pub number_format: NumberFormat,
 }
 
 #[derive(Debug, Clone)]
@@ -503,6 +620,19 @@ impl Config {
                         })
                     }
                 };
+                let outbound = t
+                    .outbound
+                    .map(|o| validate_outbound(&format!("{tat}.outbound"), o, &numbers))
+                    .transpose()?;
+                let register = match t.register {
+                    Some(r) if r.enabled => Some(validate_register(
+                        &format!("{tat}.register"),
+                        r,
+                        outbound.as_ref(),
+                        &numbers,
+                    )?),
+                    _ => None,
+                };
                 trunks.push(TrunkConfig {
                     name: t.name.unwrap_or_else(|| t.id.clone()),
                     id: t.id,
@@ -510,6 +640,8 @@ impl Config {
                     max_calls_per_second: t.max_calls_per_second,
                     max_concurrent_calls: t.max_concurrent_calls,
                     digest,
+                    outbound,
+                    register,
                 });
             }
             let mut managers = Vec::new();
@@ -576,6 +708,118 @@ impl Config {
             channels,
         })
     }
+}
+
+fn validate_outbound(
+    at: &str,
+    o: RawOutbound,
+    numbers: &[String],
+) -> Result<OutboundConfig, ConfigError> {
+    let proxy = parse_addr(&format!("{at}.proxy"), &o.proxy)?;
+    let from_number = match o.from_number {
+        Some(n) => {
+            let e164 = normalize_e164(&n)
+                .map_err(|e| invalid(format!("{at}.from_number"), e.to_string()))?;
+            if !numbers.contains(&e164) {
+                return Err(invalid(
+                    format!("{at}.from_number"),
+                    format!("{n} is not one of the channel's numbers"),
+                ));
+            }
+            e164
+        }
+        None => numbers.first().cloned().ok_or_else(|| {
+            invalid(
+                format!("{at}.from_number"),
+                "the channel has no number to call from",
+            )
+        })?,
+    };
+    let number_format = match o.number_format.as_str() {
+        "national" => NumberFormat::National,
+        "e164" => NumberFormat::E164,
+        "e164_no_plus" => NumberFormat::E164NoPlus,
+        other => {
+            return Err(invalid(
+                format!("{at}.number_format"),
+                format!("must be \"national\", \"e164\" or \"e164_no_plus\", not {other:?}"),
+            ))
+        }
+    };
+    if o.ring_timeout_ms == 0 || o.ring_timeout_ms > MAX_RING_TIMEOUT_MS {
+        return Err(invalid(
+            format!("{at}.ring_timeout_ms"),
+            format!("must be between 1 and {MAX_RING_TIMEOUT_MS} (ringing lasts at most 120 s)"),
+        ));
+    }
+    let credentials = match o.auth_username {
+        None if o.auth_password.is_none() && o.auth_password_env.is_none() => None,
+        None => {
+            return Err(invalid(
+                format!("{at}.auth_username"),
+                "missing: a password needs a username",
+            ))
+        }
+        Some(user) => Some((
+            user,
+            one_secret(
+                &format!("{at}.auth_password"),
+                o.auth_password,
+                o.auth_password_env,
+            )?,
+        )),
+    };
+    Ok(OutboundConfig {
+        proxy,
+        domain: o.domain.unwrap_or_else(|| proxy.ip().to_string()),
+        from_number,
+        number_format,
+        ring_timeout: Duration::from_millis(o.ring_timeout_ms),
+        credentials,
+    })
+}
+
+fn validate_register(
+    at: &str,
+    r: RawRegister,
+    outbound: Option<&OutboundConfig>,
+    numbers: &[String],
+) -> Result<RegisterConfig, ConfigError> {
+    let Some(outbound) = outbound else {
+        return Err(invalid(
+            at,
+            "registration needs the trunk's [outbound] section (proxy, credentials)",
+        ));
+    };
+    let registrar = match r.registrar {
+        Some(v) => parse_addr(&format!("{at}.registrar"), &v)?,
+        None => outbound.proxy,
+    };
+    if !(60..=86_400).contains(&r.expires_s) {
+        return Err(invalid(
+            format!("{at}.expires_s"),
+            "must be between 60 and 86400",
+        ));
+    }
+    if r.retry_min_s == 0 || r.retry_min_s > r.retry_max_s {
+        return Err(invalid(
+            format!("{at}.retry_min_s"),
+            "must be > 0 and at most retry_max_s",
+        ));
+    }
+    if numbers.is_empty() {
+        return Err(invalid(at, "the channel has no number to register"));
+    }
+    Ok(RegisterConfig {
+        registrar,
+        domain: outbound.domain.clone(),
+        numbers: numbers.to_vec(),
+        expires_s: r.expires_s,
+        retry_min: Duration::from_secs(r.retry_min_s),
+        retry_max: Duration::from_secs(r.retry_max_s),
+        credentials: outbound.credentials.clone(),
+        number_format: outbound.number_format,
+    })
 }
 
 fn validate_media(raw: RawMedia) -> Result<MediaConfig, ConfigError> {

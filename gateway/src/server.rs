@@ -171,6 +171,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     );
     let webrtc_certificate =
         webrtc_peer::generate_certificate_pem().context("making the WebRTC DTLS certificate")?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
     let state = Arc::new(AppState {
         config,
         db,
@@ -179,11 +180,12 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         numbers: NumberDirectory::default(),
         rtp_ports,
         webrtc_certificate,
+        sip: cmd_tx.clone(),
     });
     let sip_stats = Arc::new(SipStats::default());
     let transport_stats = Arc::new(TransportStats::default());
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_LEN);
-    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
+    let registrar_commands = cmd_tx.clone();
     let service = SipService::new(
         ServiceParts {
             state: state.clone(),
@@ -196,6 +198,13 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         cmd_tx,
     );
     let mut tasks = vec![tokio::spawn(service.run(inbound_rx, cmd_rx))];
+    tasks.extend(start_registrations(
+        &state,
+        udp_addr,
+        &registrar_commands,
+        &sip_stats,
+        options.rng_seed,
+    ));
     if let Some(sock) = udp {
         tasks.push(tokio::spawn(transport::run_udp(
             sock,
@@ -227,6 +236,46 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         transport_stats,
         tasks,
     })
+}
+
+/// One REGISTER task per number of every trunk configured to register (RFC 3261 §10).
+fn start_registrations(
+    state: &AppState,
+    udp_addr: Option<SocketAddr>,
+    commands: &mpsc::Sender<crate::sip_service::SipCommand>,
+    stats: &Arc<SipStats>,
+    rng_seed: Option<u64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::sip_service::registration;
+    let mut tasks = Vec::new();
+    for ch in &state.config.channels {
+        for t in &ch.trunks {
+            let Some(reg) = &t.register else { continue };
+            let Some(udp) = udp_addr else {
+                tracing::warn!(trunk = %t.id, "registration needs a SIP UDP socket; not registering");
+                continue;
+            };
+            let (contact, via_host_port) =
+                registration::local_addresses(udp, state.config.sip.advertised_host.as_deref());
+            for (i, number) in reg.numbers.iter().enumerate() {
+                let binding = registration::Binding {
+                    trunk_id: t.id.clone(),
+                    user: reg.number_format.format(number),
+                    config: reg.clone(),
+                    contact: contact.clone(),
+                    via_host_port: via_host_port.clone(),
+                };
+                tracing::info!(trunk = %t.id, number = %number, registrar = %reg.registrar, "registering");
+                tasks.push(tokio::spawn(registration::run(
+                    binding,
+                    commands.clone(),
+                    stats.clone(),
+                    rng_seed.map(|s| s.wrapping_add(i as u64 + 1)),
+                )));
+            }
+        }
+    }
+    tasks
 }
 
 /// Binds the SIP sockets. Port 0 for both on one address means "one free port for both" (tests):

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::hub::ManagerHub;
 use crate::number_directory::NumberDirectory;
 use crate::rtp_ports::RtpPorts;
+use crate::sip_service::SipCommand;
 
 pub struct AppState {
     pub config: Config,
@@ -23,6 +24,8 @@ pub struct AppState {
     /// DTLS certificate for WebRTC (PEM), made once per start: generating one per call costs
     /// milliseconds of CPU.
     pub webrtc_certificate: String,
+    /// The SIP service's command queue (the console places outgoing calls through it).
+    pub sip: mpsc::Sender<SipCommand>,
 }
 
 /// Live calls on this node by consultation id, so a decline from a browser reaches the call's

@@ -48,9 +48,29 @@ pub enum ServerMessage {
     /// The call ended.
     CallEnded {
         consultation_id: String,
-        /// `customer_hung_up`, `manager_hung_up`, `media_timeout`, `media_failed`, `ack_timeout`.
+        /// `customer_hung_up`, `manager_hung_up`, `media_timeout`, `media_failed`, `ack_timeout`;
+        /// for outgoing calls not answered: `busy`, `declined`, `no_answer`, `cancelled`, `failed`.
         reason: String,
     },
+    /// The outgoing call this manager asked for (`call_customer`) has its consultation; the
+    /// WebRTC answer to their offer. The INVITE goes to the carrier once the WebRTC path is up.
+    OutboundStarted {
+        consultation_id: String,
+        /// The call record's id.
+        call_id: String,
+        customer_id: String,
+        /// The dialled customer number in E.164.
+        customer_number: String,
+        sdp_answer: String,
+    },
+    /// The customer's phone rings (180/183). With `early_media` the carrier's ringback (or
+    /// announcement) already plays through the WebRTC path.
+    OutboundRinging {
+        consultation_id: String,
+        early_media: bool,
+    },
+    /// The customer picked up (200 OK): the call is connected.
+    OutboundAnswered { consultation_id: String },
     /// Presence or do-not-disturb changed (echo of the manager's own request, or another tab).
     Presence {
         presence: Presence,
@@ -105,6 +125,17 @@ pub enum ClientMessage {
     Hangup {
         consultation_id: String,
     },
+    /// Call a customer's phone from their profile: a new call consultation with an outgoing
+    /// phone meet. Give the number (national or E.164) or a customer with a phone number,
+    /// and the browser's WebRTC offer (audio, Opus). Hang up (also before the answer: CANCEL)
+    /// with `hangup` on the consultation of `outbound_started`.
+    CallCustomer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_number: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_id: Option<String>,
+        sdp_offer: String,
+    },
     SetPresence {
         presence: Presence,
     },
@@ -137,5 +168,17 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<ServerMessage>(&json).unwrap(), stop);
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+        let call: ClientMessage = serde_json::from_str(
+            r#"{"type":"call_customer","customer_number":"010-5555-6666","sdp_offer":"v=0"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            call,
+            ClientMessage::CallCustomer {
+                customer_number: Some("010-5555-6666".into()),
+                customer_id: None,
+                sdp_offer: "v=0".into(),
+            }
+        );
     }
 }

@@ -161,6 +161,11 @@ async fn handle_client_message(
                 CallInput::Hangup { manager_id }
             })
         }
+        ClientMessage::CallCustomer {
+            customer_number,
+            customer_id,
+            sdp_offer,
+        } => call_customer(state, manager, customer_number, customer_id, sdp_offer),
         ClientMessage::SetPresence { presence } => {
             let online = presence == Presence::Online;
             if let Err(e) = state.db.set_presence(&manager.id, online).await {
@@ -179,6 +184,46 @@ async fn handle_client_message(
             broadcast_presence(state, manager, true, enabled);
             None
         }
+    }
+}
+
+/// `call_customer`: checks the seat and hands the call to the SIP service; the call's actor
+/// answers with `outbound_started` (or an error) on this manager's sessions.
+fn call_customer(
+    state: &AppState,
+    manager: &Manager,
+    customer_number: Option<String>,
+    customer_id: Option<String>,
+    sdp_offer: String,
+) -> Option<ServerMessage> {
+    let error = |code: &str, message: &str| {
+        Some(ServerMessage::Error {
+            code: code.into(),
+            message: message.into(),
+        })
+    };
+    if !manager.operator_seat || manager.role != crate::db::Role::Manager {
+        return error(
+            "call.no_operator_seat",
+            "phone calls need a manager with an operator seat",
+        );
+    }
+    if customer_number.is_none() && customer_id.is_none() {
+        return error("call.no_customer", "give customer_number or customer_id");
+    }
+    let place = crate::call::outbound::PlaceCall {
+        manager_id: manager.id.clone(),
+        channel_id: manager.channel_id.clone(),
+        customer_number,
+        customer_id,
+        sdp_offer,
+    };
+    match state
+        .sip
+        .try_send(crate::sip_service::SipCommand::PlaceCall(place))
+    {
+        Ok(()) => None,
+        Err(_) => error("call.busy", "the gateway is busy; try again"),
     }
 }
 

@@ -73,6 +73,68 @@ pub struct Accepted<'a> {
     pub dialog: Dialog,
 }
 
+/// An outgoing call (we are the UAC) whose 2xx was just ACKed: the cores the dialling phase
+/// built (WebRTC peer already connected, bridge possibly running since early media) move
+/// into the same in-call driver as an inbound call. `ctx.call.request` is the INVITE the 2xx
+/// answered and `ctx.call.peer` the carrier's proxy.
+pub struct UacConnected<'a> {
+    pub manager_id: String,
+    pub consultation_id: &'a str,
+    pub record: &'a db::CallRecord,
+    pub dialog: Dialog,
+    pub peer: WebRtcPeer,
+    pub webrtc_socket: UdpSocket,
+    pub carrier_socket: UdpSocket,
+    pub ports: crate::rtp_ports::RtpPortPair,
+    pub bridge: PhoneBridge,
+    pub carrier_remote: SocketAddr,
+    pub local_media: sdp::LocalMedia,
+    /// What the carrier's answer allows us (RFC 3264 §6.1).
+    pub direction: sdp::Direction,
+    /// The INVITE's CSeq and the ACK we sent for its 2xx: a retransmitted 2xx is ACKed again
+    /// (RFC 3261 §13.2.2.4).
+    pub invite_cseq: u32,
+    pub ack: bytes::Bytes,
+    pub answered_at: Instant,
+}
+
+/// The in-call phase of an outgoing call: same behaviour as an inbound call once answered
+/// (BYE either side, hold re-INVITE, DTMF, media timeout, session refresh).
+pub(crate) async fn run_uac(
+    ctx: &Ctx,
+    rx: &mut mpsc::Receiver<CallInput>,
+    c: UacConnected<'_>,
+) -> anyhow::Result<Outcome> {
+    let mut call = InCall {
+        ctx,
+        peer: c.peer,
+        webrtc_socket: c.webrtc_socket,
+        carrier_socket: c.carrier_socket,
+        carrier_remote: Some(c.carrier_remote),
+        bridge: Some(c.bridge),
+        retransmit: None,
+        dialog: c.dialog,
+        manager_id: c.manager_id,
+        consultation_id: c.consultation_id.to_string(),
+        answered_at: Some(c.answered_at),
+        local_rtp: SocketAddr::new(
+            ctx.state.config.media.advertised_address,
+            c.ports.rtp_addr().port(),
+        ),
+        local_media: Some(c.local_media),
+        send_to_carrier: true,
+        carrier_inactive: false,
+        session_timer: None,
+        uac_ack: Some((c.invite_cseq, c.ack)),
+    };
+    call.apply_direction(c.direction);
+    let _ports = c.ports;
+    let outcome = call.drive(rx, c.record).await;
+    call.peer.close();
+    call.flush_peer().await;
+    outcome
+}
+
 /// How the call went after the accept.
 pub enum Outcome {
     /// Connected and later ended.
@@ -133,6 +195,7 @@ pub(crate) async fn run(
         send_to_carrier: true,
         carrier_inactive: false,
         session_timer: None,
+        uac_ack: None,
     };
     // Keep the port pair bound for the whole call.
     let _ports = ports;
@@ -165,6 +228,9 @@ struct InCall<'c> {
     /// True while the carrier's stream is `inactive`: no RTP is expected, so no media timeout.
     carrier_inactive: bool,
     session_timer: Option<SessionTimer>,
+    /// Outgoing calls only: the INVITE's CSeq and our ACK for its 2xx (sent again when the
+    /// carrier retransmits the 2xx). `None` on inbound calls.
+    uac_ack: Option<(u32, bytes::Bytes)>,
 }
 
 impl InCall<'_> {
@@ -425,6 +491,19 @@ impl InCall<'_> {
                     r.handle_ack();
                 }
             }
+            CallInput::Response { response, .. } if self.uac_ack.is_some() => {
+                // RFC 3261 §13.2.2.4: every retransmission of the INVITE's 2xx gets the ACK.
+                let is_invite_2xx = (200..300).contains(&response.status_code.code())
+                    && message::headers::cseq(&response.headers).is_ok_and(|c| {
+                        c.method == "INVITE"
+                            && self.uac_ack.as_ref().is_some_and(|(seq, _)| *seq == c.seq)
+                    });
+                if let (true, Some((_, ack))) = (is_invite_2xx, self.uac_ack.as_ref()) {
+                    let peer = self.ctx.call.peer;
+                    let bytes = ack.clone();
+                    let _ = self.ctx.sip.send(SipCommand::SendRaw { peer, bytes }).await;
+                }
+            }
             CallInput::CallerCancelled if self.answered_at.is_none() => {
                 // RFC 3261 §9.2: the INVITE is still pending: 487 ends it.
                 let response = message::build_response(
@@ -659,7 +738,8 @@ impl InCall<'_> {
 
     fn reply_peer(&self) -> Peer {
         let call = &self.ctx.call;
-        if call.peer.transport.is_reliable() {
+        // On an outgoing call `call.request` is our own INVITE: the carrier is its peer.
+        if call.peer.transport.is_reliable() || self.uac_ack.is_some() {
             return call.peer;
         }
         match message::headers::top_via(&call.request.headers) {

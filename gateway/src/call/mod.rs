@@ -2,6 +2,7 @@
 
 pub mod answered;
 pub mod inbound;
+pub mod outbound;
 pub mod ringing;
 
 use sip::transaction::TransactionKey;

@@ -1,5 +1,6 @@
 //! The SIP side of the gateway: socket drivers and the service task that owns the endpoint.
 
+pub mod registration;
 pub mod service;
 pub mod transport;
 
@@ -22,6 +23,8 @@ pub struct SipStats {
     pub auth_challenges: AtomicU64,
     pub limited: AtomicU64,
     pub no_common_codec: AtomicU64,
+    /// Registration state per trunk (RFC 3261 §10).
+    pub registrations: registration::RegistrationMetrics,
 }
 
 impl SipStats {
@@ -61,6 +64,7 @@ impl SipStats {
         for (name, v) in rows {
             out.push_str(&format!("{name} {}\n", v.load(Ordering::Relaxed)));
         }
+        out.push_str(&self.registrations.render_prometheus());
         out
     }
 }

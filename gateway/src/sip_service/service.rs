@@ -20,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::call::inbound::{self, InboundCall};
+use crate::call::outbound::{self, OutboundCall, PlaceCall};
 use crate::call::CallInput;
 use crate::config::TrunkConfig;
 use crate::state::AppState;
@@ -59,6 +60,11 @@ pub enum SipCommand {
         trunk_index: usize,
         invite_key: TransactionKey,
     },
+    /// A manager calls a customer (`call_customer` on the console): pick the channel's
+    /// outbound trunk, admit the call against its limits and start the call's actor.
+    PlaceCall(PlaceCall),
+    /// An outgoing call is over: forget its routing and free its trunk slot.
+    OutboundEnded { call_id: String, trunk_index: usize },
 }
 
 struct TrunkRuntime {
@@ -235,7 +241,94 @@ impl SipService {
                     t.limits.release();
                 }
             }
+            SipCommand::PlaceCall(place) => self.place_call(now, place),
+            SipCommand::OutboundEnded {
+                call_id,
+                trunk_index,
+            } => {
+                self.calls.remove(&call_id);
+                if let Some(t) = self.trunks.get_mut(trunk_index) {
+                    t.limits.release();
+                }
+            }
         }
+    }
+
+    /// Starts an outgoing call on the manager's channel's first trunk with an outbound proxy.
+    fn place_call(&mut self, now: Instant, place: PlaceCall) {
+        let refuse = |state: &AppState, manager_id: &str, code: &str, message: String| {
+            state.hub.send(
+                manager_id,
+                &schemas::ws::ServerMessage::Error {
+                    code: code.into(),
+                    message,
+                },
+            );
+        };
+        let Some(trunk_index) = self
+            .trunks
+            .iter()
+            .position(|t| t.channel_id == place.channel_id && t.config.outbound.is_some())
+        else {
+            return refuse(
+                &self.state,
+                &place.manager_id,
+                "call.no_outbound_trunk",
+                format!(
+                    "channel {} has no trunk for outgoing calls",
+                    place.channel_id
+                ),
+            );
+        };
+        let trunk = &mut self.trunks[trunk_index];
+        if let Err(limit) = trunk.limits.try_admit(now) {
+            self.stats
+                .limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return refuse(
+                &self.state,
+                &place.manager_id,
+                "call.trunk_busy",
+                format!("the trunk is at its limit ({}); try again", limit.code()),
+            );
+        }
+        let Some(outbound_cfg) = trunk.config.outbound.clone() else {
+            return;
+        };
+        let trunk_id = trunk.config.id.clone();
+        let call_id = format!("{:032x}@gateway", self.rng.gen::<u128>());
+        let from_tag = format!("{:016x}", self.rng.gen::<u64>());
+        let (tx, rx) = mpsc::channel(CALL_QUEUE_LEN);
+        self.calls
+            .insert(call_id.clone(), LiveCall { tx: tx.clone() });
+        let contact = self.contact_uri(Transport::Udp);
+        let call = OutboundCall {
+            place,
+            call_id: call_id.clone(),
+            from_tag,
+            trunk_id,
+            trunk_index,
+            outbound: outbound_cfg,
+            contact,
+        };
+        let ended = SipCommand::OutboundEnded {
+            call_id,
+            trunk_index,
+        };
+        let actor = tokio::spawn(outbound::run(
+            call,
+            self.state.clone(),
+            tx,
+            rx,
+            self.commands_tx.clone(),
+        ));
+        let commands = self.commands_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = actor.await {
+                tracing::error!(error = %e, "outbound call actor panicked");
+            }
+            let _ = commands.send(ended).await;
+        });
     }
 
     /// Puts queued output on the wire and hands events to their owners, until both are empty.

@@ -5,6 +5,7 @@
 mod answered;
 mod harness;
 mod malformed;
+mod outbound;
 mod raw_sip;
 mod sip_trunk;
 mod sipp_media;
