@@ -627,6 +627,11 @@ impl InCall<'_> {
             response,
             rsip::Header::Other("Contact".into(), self.ctx.call.contact.clone()),
         );
+        // Same capabilities as in the first 2xx (RFC 3261 §20.5), so carriers see one answer.
+        response = message::with_header(
+            response,
+            rsip::Header::Other("Allow".into(), crate::sip_service::service::ALLOW.into()),
+        );
         self.with_session_timer(response, request, now)
     }
 
