@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 tests/scripts/apt-ensure.sh cc:build-essential pkg-config:pkg-config cmake:cmake sipp:sip-tester \
   initdb:postgresql runuser:util-linux
+# The browser tests: Debian's Chromium driven by playwright-core (no browser download).
+tests/scripts/apt-ensure.sh chromium:chromium node:nodejs npm:npm
+if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-lock.json; then
+  (cd tests/browser && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json)
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
@@ -15,6 +20,7 @@ fi
 
 eval "$(tests/scripts/start-postgres.sh)"
 export GATEWAY_REQUIRE_PG=1
+export GATEWAY_REQUIRE_BROWSER=1
 
 # Two cores: keep the build and the test threads within them.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"

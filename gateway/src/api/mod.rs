@@ -1,6 +1,7 @@
 //! HTTP surface: health, the manager WebSocket, and (later issues) the admin API and console.
 
 pub mod auth;
+mod console;
 mod error;
 mod ws;
 
@@ -23,6 +24,7 @@ pub fn router(state: Arc<AppState>, sip_stats: Arc<SipStats>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", metrics)
         .route("/v1/ws", get(ws::upgrade))
+        .merge(console::router())
         .with_state(state)
 }
 

@@ -28,8 +28,8 @@ use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const SIP_PORT: u16 = 15060;
-const HTTP_PORT: u16 = 18080;
+const SIP_PORT: u16 = 16060;
+const HTTP_PORT: u16 = 19080;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -236,6 +236,12 @@ async fn main() -> anyhow::Result<()> {
     let bin = root().join("target/release/gateway");
     if !bin.exists() {
         bail!("build it first: cargo build --release -p gateway");
+    }
+    // A gateway (or anything) already on our ports would answer instead of ours.
+    for port in [SIP_PORT, HTTP_PORT] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is in use: stop whatever listens there first");
+        }
     }
     let dir = std::env::temp_dir().join(format!("call-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

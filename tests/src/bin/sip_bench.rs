@@ -163,6 +163,12 @@ async fn main() -> anyhow::Result<()> {
     if !gateway_bin.exists() {
         bail!("build it first: cargo build --release -p gateway");
     }
+    // A gateway (or anything) already on our ports would answer instead of ours.
+    for port in [SIP_PORT, HTTP_PORT] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is in use: stop whatever listens there first");
+        }
+    }
     let dir = std::env::temp_dir().join(format!("sip-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let config = bench_config(&dir)?;

@@ -18,7 +18,7 @@ use crate::webrtc_manager::{sdp_rtp_addr, ManagerMedia, PendingMedia};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn invite_with_sdp(local: SocketAddr, rtp: SocketAddr, call_id: &str) -> String {
+pub(crate) fn invite_with_sdp(local: SocketAddr, rtp: SocketAddr, call_id: &str) -> String {
     invite_with(local, rtp, call_id, 1, "sendrecv", "")
 }
 
@@ -63,7 +63,7 @@ fn invite_with(
     )
 }
 
-fn in_dialog(
+pub(crate) fn in_dialog(
     method: &str,
     local: SocketAddr,
     call_id: &str,
@@ -84,8 +84,8 @@ fn in_dialog(
 }
 
 /// The carrier's RTP: sends a 1 kHz tone (unless `silent`) and counts received 440 Hz frames.
-struct CarrierRtp {
-    heard: Arc<AtomicU64>,
+pub(crate) struct CarrierRtp {
+    pub(crate) heard: Arc<AtomicU64>,
     /// Every RTP packet received from the gateway.
     packets: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -97,7 +97,7 @@ impl Drop for CarrierRtp {
     }
 }
 
-fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierRtp {
+pub(crate) fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierRtp {
     let heard = Arc::new(AtomicU64::new(0));
     let h = heard.clone();
     let packets = Arc::new(AtomicU64::new(0));

@@ -3,6 +3,7 @@
 //! gateways started in-process on free loopback ports.
 
 mod answered;
+mod browser;
 mod harness;
 mod malformed;
 mod outbound;
