@@ -11,13 +11,13 @@
 //! The load generator runs on the same two cores as the gateway (this machine has no other).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
+use integration_tests::bench::{load_config, ports_free, process_usage, root};
 use integration_tests::programmatic_manager::{MediaReport, PendingMedia};
 use media::g711::G711Law;
 use media::opus_codec::{OpusDecoder8k, OpusEncoder8k};
@@ -30,59 +30,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SIP_PORT: u16 = 16060;
 const HTTP_PORT: u16 = 19080;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .to_path_buf()
-}
-
-fn config(dir: &Path, managers: usize) -> anyhow::Result<PathBuf> {
-    let mut text = std::fs::read_to_string(root().join("deploy/gateway.example.toml"))?
-        .replace("127.0.0.1:5060", &format!("127.0.0.1:{SIP_PORT}"))
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{HTTP_PORT}"))
-        .replace(
-            "sqlite:var/gateway.db",
-            &format!("sqlite:{}", dir.join("bench.db").display()),
-        )
-        .replace(
-            "max_calls_per_second = 1000",
-            "max_calls_per_second = 100000",
-        )
-        .replace(
-            "max_concurrent_calls = 2000",
-            "max_concurrent_calls = 100000",
-        );
-    for i in 0..managers {
-        text.push_str(&format!(
-            "\n[[channels.managers]]\nid = \"load-{i:04}\"\nname = \"Load {i}\"\ntoken = \"load-token-{i:04}\"\noperator_seat = true\n"
-        ));
-    }
-    let path = dir.join("bench.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
-fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let f: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let cpu = (f.get(11).context("utime")?.parse::<f64>()?
-        + f.get(12).context("stime")?.parse::<f64>()?)
-        / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .context("VmRSS")?;
-    Ok((cpu, rss_kb))
-}
 
 /// One manager console: accepts whatever rings it and runs the media until the end.
 async fn manager(
@@ -237,17 +184,12 @@ async fn main() -> anyhow::Result<()> {
     if !bin.exists() {
         bail!("build it first: cargo build --release -p gateway");
     }
-    // A gateway (or anything) already on our ports would answer instead of ours.
-    for port in [SIP_PORT, HTTP_PORT] {
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            bail!("port {port} is in use: stop whatever listens there first");
-        }
-    }
+    ports_free(&[SIP_PORT, HTTP_PORT])?;
     let dir = std::env::temp_dir().join(format!("call-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut gw = tokio::process::Command::new(&bin)
         .args(["serve", "--config"])
-        .arg(config(&dir, calls)?)
+        .arg(load_config(&dir, SIP_PORT, HTTP_PORT, calls, "load")?)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()?;
@@ -271,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, idle_rss_kb) = proc_stat(pid)?;
+    let (_, idle_rss_kb) = process_usage(pid)?;
 
     // Calls start at 25/s (each accept sets up WebRTC), then all run through the window.
     let counts = Arc::new(CarrierCounts::default());
@@ -306,14 +248,14 @@ async fn main() -> anyhow::Result<()> {
             .sum();
         (sent, recv)
     };
-    let (cpu_a, rss_a) = proc_stat(pid)?;
+    let (cpu_a, rss_a) = process_usage(pid)?;
     let (m_sent_a, m_recv_a) = snapshot(&reports);
     let (c_sent_a, c_recv_a) = (
         counts.sent.load(Ordering::Relaxed),
         counts.received.load(Ordering::Relaxed),
     );
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (cpu_b, rss_b) = proc_stat(pid)?;
+    let (cpu_b, rss_b) = process_usage(pid)?;
     let (m_sent_b, m_recv_b) = snapshot(&reports);
     let (c_sent_b, c_recv_b) = (
         counts.sent.load(Ordering::Relaxed),

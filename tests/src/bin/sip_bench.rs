@@ -6,12 +6,13 @@
 //! per rate, calls attempted, successful, failed, and gateway CPU per call attempt (from
 //! /proc/PID/stat, so sipp's own CPU is not counted). Stops after the first rate with failures.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
+use integration_tests::bench::{load_config, ports_free, process_usage, root};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SIP_PORT: u16 = 15060;
@@ -19,51 +20,6 @@ const HTTP_PORT: u16 = 18080;
 const MANAGERS: usize = 400;
 /// How long each call rings before sipp cancels it.
 const RING_MS: u32 = 100;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .to_path_buf()
-}
-
-fn bench_config(dir: &Path) -> anyhow::Result<PathBuf> {
-    let example = std::fs::read_to_string(root().join("deploy/gateway.example.toml"))?;
-    let mut text = example
-        .replace("127.0.0.1:5060", &format!("127.0.0.1:{SIP_PORT}"))
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{HTTP_PORT}"))
-        .replace(
-            "sqlite:var/gateway.db",
-            &format!("sqlite:{}", dir.join("bench.db").display()),
-        )
-        .replace(
-            "max_calls_per_second = 1000",
-            "max_calls_per_second = 100000",
-        )
-        .replace(
-            "max_concurrent_calls = 2000",
-            "max_concurrent_calls = 100000",
-        );
-    for i in 0..MANAGERS {
-        text.push_str(&format!(
-            "\n[[channels.managers]]\nid = \"bench-{i:04}\"\nname = \"Bench {i}\"\ntoken = \"bench-token-{i:04}\"\noperator_seat = true\n"
-        ));
-    }
-    let path = dir.join("bench.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
-/// utime + stime of a process in seconds (clock ticks of 1/100 s on Linux).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_comm = stat.rsplit_once(')').context("stat format")?.1;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); after the comm field they are at index 11 and 12.
-    let utime: f64 = fields.get(11).context("utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("stime")?.parse()?;
-    Ok((utime + stime) / 100.0)
-}
 
 fn last_number(line: &str) -> Option<u64> {
     line.split(|c: char| !c.is_ascii_digit())
@@ -83,7 +39,7 @@ struct RateResult {
 
 async fn run_rate(gw_pid: u32, rate: u32, seconds: u32, dir: &Path) -> anyhow::Result<RateResult> {
     let calls = rate * seconds;
-    let cpu_before = cpu_seconds(gw_pid)?;
+    let cpu_before = process_usage(gw_pid)?.0;
     let started = Instant::now();
     let out = tokio::process::Command::new("sipp")
         .arg(format!("127.0.0.1:{SIP_PORT}"))
@@ -124,7 +80,7 @@ async fn run_rate(gw_pid: u32, rate: u32, seconds: u32, dir: &Path) -> anyhow::R
         .await
         .context("sipp")?;
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(gw_pid)? - cpu_before;
+    let cpu = process_usage(gw_pid)?.0 - cpu_before;
     let screen = String::from_utf8_lossy(&out.stdout);
     let find = |label: &str| {
         screen
@@ -163,15 +119,10 @@ async fn main() -> anyhow::Result<()> {
     if !gateway_bin.exists() {
         bail!("build it first: cargo build --release -p gateway");
     }
-    // A gateway (or anything) already on our ports would answer instead of ours.
-    for port in [SIP_PORT, HTTP_PORT] {
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            bail!("port {port} is in use: stop whatever listens there first");
-        }
-    }
+    ports_free(&[SIP_PORT, HTTP_PORT])?;
     let dir = std::env::temp_dir().join(format!("sip-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let config = bench_config(&dir)?;
+    let config = load_config(&dir, SIP_PORT, HTTP_PORT, MANAGERS, "bench")?;
     let mut gw = tokio::process::Command::new(&gateway_bin)
         .args(["serve", "--config"])
         .arg(&config)
