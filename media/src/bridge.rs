@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::dtmf::{DtmfError, DtmfReceiver, DtmfSender};
 use crate::g711::G711Law;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterError, Playout};
+use crate::mixer::{Mixer, MixerError, ParticipantId, MAX_PARTICIPANTS};
 use crate::opus_codec::{
     OpusDecoder8k, OpusEncoder8k, OpusError, FRAME_SAMPLES_8K, RTP_TIMESTAMP_INCREMENT_20MS,
 };
@@ -38,6 +39,13 @@ pub enum BridgeError {
     Jitter(#[from] JitterError),
     #[error(transparent)]
     Dtmf(#[from] DtmfError),
+    #[error(transparent)]
+    Mixer(#[from] MixerError),
+    /// Adding a manager leg would exceed the meet's participant limit (carrier included).
+    #[error("the meet is full: at most {max} participants")]
+    Full { max: usize },
+    #[error("manager leg {0} already exists")]
+    DuplicateLeg(LegId),
 }
 
 impl BridgeError {
@@ -47,6 +55,9 @@ impl BridgeError {
             BridgeError::Opus(e) => e.code(),
             BridgeError::Jitter(e) => e.code(),
             BridgeError::Dtmf(e) => e.code(),
+            BridgeError::Mixer(e) => e.code(),
+            BridgeError::Full { .. } => "meet.full",
+            BridgeError::DuplicateLeg(_) => "media.bridge_duplicate_leg",
         }
     }
 }
@@ -68,6 +79,14 @@ pub struct BridgeConfig {
     pub browser_first_timestamp: u32,
 }
 
+/// A manager leg of the bridge. The leg created with the bridge (the answering manager's
+/// browser) is [`PRIMARY_LEG`]; its frames come out as [`BridgeOutput::ToBrowser`], those of
+/// legs added later (managers invited into the meet) as [`BridgeOutput::ToLeg`].
+pub type LegId = u8;
+pub const PRIMARY_LEG: LegId = 0;
+/// The carrier's id in the mixer (legs use their own ids, which must differ).
+const CARRIER_MIX_ID: ParticipantId = ParticipantId::MAX;
+
 /// Work for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BridgeOutput {
@@ -75,6 +94,12 @@ pub enum BridgeOutput {
     ToCarrier(Vec<u8>),
     /// An Opus payload for the browser leg, with its RTP timestamp (48 kHz clock).
     ToBrowser {
+        payload: Vec<u8>,
+        rtp_timestamp: u32,
+    },
+    /// An Opus payload for an added manager leg (not the primary one).
+    ToLeg {
+        leg: LegId,
         payload: Vec<u8>,
         rtp_timestamp: u32,
     },
@@ -97,19 +122,44 @@ pub struct BridgeStats {
     pub digits_to_carrier: u64,
 }
 
+/// One manager's browser: its Opus stream in and out.
+struct Leg {
+    id: LegId,
+    jitter: JitterBuffer,
+    encoder: OpusEncoder8k,
+    decoder: OpusDecoder8k,
+    ts: u32,
+    pcm: [i16; FRAME_SAMPLES_8K],
+}
+
+impl Leg {
+    fn new(id: LegId, cfg: &BridgeConfig, first_timestamp: u32) -> Result<Leg, BridgeError> {
+        Ok(Leg {
+            id,
+            jitter: JitterBuffer::new(JitterConfig::opus())?,
+            encoder: OpusEncoder8k::new(cfg.opus_bitrate_bps, cfg.opus_complexity)?,
+            decoder: OpusDecoder8k::new()?,
+            ts: first_timestamp,
+            pcm: [0; FRAME_SAMPLES_8K],
+        })
+    }
+}
+
+/// The bridge between the carrier and one or more manager legs. With one leg it is a plain
+/// 1:1 bridge; with more, every 20 ms tick mixes at 8 kHz (mix-minus, [`Mixer`]): the carrier
+/// hears the sum of all managers, each manager hears the carrier and the other managers.
 pub struct PhoneBridge {
     cfg: BridgeConfig,
     next_tick: Instant,
     carrier_jitter: JitterBuffer,
-    browser_jitter: JitterBuffer,
-    encoder: OpusEncoder8k,
-    decoder: OpusDecoder8k,
+    legs: Vec<Leg>,
+    mixer: Mixer,
+    mix_out: Vec<i16>,
     dtmf_in: Option<DtmfReceiver>,
     dtmf_out: Option<DtmfSender>,
     carrier_seq: u16,
     carrier_ts: u32,
     carrier_marker: bool,
-    browser_ts: u32,
     /// Last carrier frame, faded for concealment.
     last_carrier_pcm: [i16; FRAME_SAMPLES_8K],
     carrier_started: bool,
@@ -135,9 +185,9 @@ impl PhoneBridge {
         Ok(PhoneBridge {
             next_tick: now,
             carrier_jitter: JitterBuffer::new(JitterConfig::g711())?,
-            browser_jitter: JitterBuffer::new(JitterConfig::opus())?,
-            encoder: OpusEncoder8k::new(cfg.opus_bitrate_bps, cfg.opus_complexity)?,
-            decoder: OpusDecoder8k::new()?,
+            legs: vec![Leg::new(PRIMARY_LEG, &cfg, cfg.browser_first_timestamp)?],
+            mixer: Mixer::new(8000, TICK)?,
+            mix_out: vec![0; MAX_PARTICIPANTS * FRAME_SAMPLES_8K],
             dtmf_in: cfg
                 .carrier_dtmf_payload_type
                 .map(|_| DtmfReceiver::new(8000)),
@@ -145,7 +195,6 @@ impl PhoneBridge {
             carrier_seq: cfg.carrier_first_sequence,
             carrier_ts: cfg.carrier_first_timestamp,
             carrier_marker: true,
-            browser_ts: cfg.browser_first_timestamp,
             last_carrier_pcm: [0; FRAME_SAMPLES_8K],
             carrier_started: false,
             last_carrier_packet_at: None,
@@ -205,13 +254,55 @@ impl PhoneBridge {
         rtp_timestamp: u32,
         payload: &[u8],
     ) {
+        self.handle_leg_audio(PRIMARY_LEG, now, sequence, rtp_timestamp, payload);
+    }
+
+    /// An Opus payload from manager leg `leg` (ignored when the leg is gone).
+    pub fn handle_leg_audio(
+        &mut self,
+        leg: LegId,
+        now: Instant,
+        sequence: u16,
+        rtp_timestamp: u32,
+        payload: &[u8],
+    ) {
         if payload.is_empty() {
             self.stats.browser_empty_skipped += 1;
             return;
         }
+        let Some(l) = self.legs.iter_mut().find(|l| l.id == leg) else {
+            return;
+        };
         self.stats.browser_packets += 1;
-        self.browser_jitter
-            .push(now, sequence, rtp_timestamp, payload);
+        l.jitter.push(now, sequence, rtp_timestamp, payload);
+    }
+
+    /// Adds a manager leg (an invited manager joined). The carrier counts as one participant:
+    /// at most [`MAX_PARTICIPANTS`] − 1 manager legs.
+    pub fn add_leg(&mut self, leg: LegId, first_timestamp: u32) -> Result<(), BridgeError> {
+        if leg == CARRIER_MIX_ID || self.legs.iter().any(|l| l.id == leg) {
+            return Err(BridgeError::DuplicateLeg(leg));
+        }
+        if self.legs.len() + 1 >= MAX_PARTICIPANTS {
+            return Err(BridgeError::Full {
+                max: MAX_PARTICIPANTS,
+            });
+        }
+        let l = Leg::new(leg, &self.cfg, first_timestamp)?;
+        self.legs.push(l);
+        Ok(())
+    }
+
+    /// Removes a manager leg (the manager left only themselves). True if it existed.
+    pub fn remove_leg(&mut self, leg: LegId) -> bool {
+        let before = self.legs.len();
+        self.legs.retain(|l| l.id != leg);
+        self.legs.len() != before
+    }
+
+    /// Manager legs in the bridge.
+    pub fn leg_count(&self) -> usize {
+        self.legs.len()
     }
 
     /// Sends `digit` to the carrier as an RFC 4733 event; audio toward the carrier pauses
@@ -247,8 +338,7 @@ impl PhoneBridge {
         while now >= self.next_tick {
             let tick = self.next_tick;
             self.next_tick += TICK;
-            self.carrier_to_browser(tick)?;
-            self.browser_to_carrier(tick)?;
+            self.tick(tick)?;
         }
         Ok(())
     }
@@ -267,9 +357,54 @@ impl PhoneBridge {
         }
     }
 
-    fn carrier_to_browser(&mut self, now: Instant) -> Result<(), BridgeError> {
+    /// One 20 ms tick: decode every input, mix (mix-minus), encode every output.
+    fn tick(&mut self, now: Instant) -> Result<(), BridgeError> {
+        let carrier_present = self.carrier_pcm(now);
+        for i in 0..self.legs.len() {
+            self.leg_pcm(i, now)?;
+        }
+        let n = self.legs.len();
+        let mut inputs: [(ParticipantId, Option<&[i16]>); MAX_PARTICIPANTS] =
+            [(0, None); MAX_PARTICIPANTS];
+        inputs[0] = (CARRIER_MIX_ID, carrier_present.then_some(&self.pcm[..]));
+        for (slot, leg) in inputs[1..].iter_mut().zip(&self.legs) {
+            *slot = (leg.id, Some(&leg.pcm[..]));
+        }
+        self.mixer.mix(&inputs[..=n], &mut self.mix_out)?;
+        // Managers hear nothing before the carrier's first packet, unless others talk too.
+        if self.carrier_started || n > 1 {
+            for (i, leg) in self.legs.iter_mut().enumerate() {
+                let heard = &self.mix_out[(i + 1) * FRAME_SAMPLES_8K..(i + 2) * FRAME_SAMPLES_8K];
+                let len = leg.encoder.encode(heard, &mut self.opus_out)?;
+                let payload = self.opus_out[..len].to_vec();
+                let rtp_timestamp = leg.ts;
+                leg.ts = leg.ts.wrapping_add(RTP_TIMESTAMP_INCREMENT_20MS);
+                self.outputs.push_back(if leg.id == PRIMARY_LEG {
+                    BridgeOutput::ToBrowser {
+                        payload,
+                        rtp_timestamp,
+                    }
+                } else {
+                    BridgeOutput::ToLeg {
+                        leg: leg.id,
+                        payload,
+                        rtp_timestamp,
+                    }
+                });
+                self.stats.frames_to_browser += 1;
+            }
+        }
+        let mut to_carrier = [0i16; FRAME_SAMPLES_8K];
+        to_carrier.copy_from_slice(&self.mix_out[..FRAME_SAMPLES_8K]);
+        self.send_to_carrier(now, &to_carrier);
+        Ok(())
+    }
+
+    /// The carrier's frame for this tick into `self.pcm`; false when there is none.
+    fn carrier_pcm(&mut self, now: Instant) -> bool {
         if !self.carrier_started {
-            return Ok(()); // nothing heard yet: nothing to send
+            self.pcm = [0; FRAME_SAMPLES_8K];
+            return false; // nothing heard yet
         }
         match self.carrier_jitter.pop(now) {
             Playout::Frame { payload, .. } => {
@@ -290,32 +425,31 @@ impl PhoneBridge {
             }
             Playout::Empty => self.pcm = [0; FRAME_SAMPLES_8K],
         }
-        let n = self.encoder.encode(&self.pcm, &mut self.opus_out)?;
-        self.outputs.push_back(BridgeOutput::ToBrowser {
-            payload: self.opus_out[..n].to_vec(),
-            rtp_timestamp: self.browser_ts,
-        });
-        self.browser_ts = self.browser_ts.wrapping_add(RTP_TIMESTAMP_INCREMENT_20MS);
-        self.stats.frames_to_browser += 1;
-        Ok(())
+        true
     }
 
-    fn browser_to_carrier(&mut self, now: Instant) -> Result<(), BridgeError> {
-        match self.browser_jitter.pop(now) {
-            Playout::Frame { payload, .. } => match self.decoder.decode(payload, &mut self.pcm) {
+    /// Leg `i`'s frame for this tick into its `pcm` (silence before its audio arrives).
+    fn leg_pcm(&mut self, i: usize, now: Instant) -> Result<(), BridgeError> {
+        let leg = &mut self.legs[i];
+        match leg.jitter.pop(now) {
+            Playout::Frame { payload, .. } => match leg.decoder.decode(payload, &mut leg.pcm) {
                 Ok(n) if n >= FRAME_SAMPLES_8K => {}
                 _ => {
                     self.stats.browser_decode_errors += 1;
-                    self.decoder.conceal(&mut self.pcm)?;
+                    leg.decoder.conceal(&mut leg.pcm)?;
                 }
             },
             Playout::Missing => {
                 self.stats.browser_concealed += 1;
-                self.decoder.conceal(&mut self.pcm)?;
+                leg.decoder.conceal(&mut leg.pcm)?;
             }
             // Before the manager's audio arrives the carrier still gets a steady stream.
-            Playout::Empty => self.pcm = [0; FRAME_SAMPLES_8K],
+            Playout::Empty => leg.pcm = [0; FRAME_SAMPLES_8K],
         }
+        Ok(())
+    }
+
+    fn send_to_carrier(&mut self, now: Instant, pcm: &[i16; FRAME_SAMPLES_8K]) {
         let timestamp = self.carrier_ts;
         self.carrier_ts = self.carrier_ts.wrapping_add(FRAME_SAMPLES_8K as u32);
         let dtmf_due = self
@@ -328,10 +462,10 @@ impl PhoneBridge {
                 let header = p.header(self.carrier_seq, self.cfg.carrier_ssrc);
                 self.push_carrier_packet(&header, &p.payload);
             }
-            return Ok(());
+            return;
         }
         let mut g711 = [0u8; FRAME_SAMPLES_8K];
-        self.cfg.law.encode(&self.pcm, &mut g711).ok();
+        self.cfg.law.encode(pcm, &mut g711).ok();
         let header = RtpHeader {
             payload_type: self.cfg.carrier_payload_type,
             marker: std::mem::take(&mut self.carrier_marker),
@@ -341,7 +475,6 @@ impl PhoneBridge {
             csrc_count: 0,
         };
         self.push_carrier_packet(&header, &g711);
-        Ok(())
     }
 
     fn push_carrier_packet(&mut self, header: &RtpHeader, payload: &[u8]) {

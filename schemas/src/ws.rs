@@ -76,6 +76,21 @@ pub enum ServerMessage {
         presence: Presence,
         do_not_disturb: bool,
     },
+    /// A manager in a phone call invites this manager into it (at most 10 participants in
+    /// the meet, the customer included). Join with `join` and a WebRTC offer; the answer comes
+    /// as `call_answered`.
+    MeetInvite {
+        consultation_id: String,
+        /// The caller's number (E.164) when known.
+        caller: Option<String>,
+        /// The inviting manager's id.
+        invited_by: String,
+    },
+    /// Someone joined or left the meet: the managers now in it (sent to every manager in it).
+    MeetParticipants {
+        consultation_id: String,
+        manager_ids: Vec<String>,
+    },
     /// A request from the browser could not be carried out.
     Error { code: String, message: String },
 }
@@ -124,6 +139,22 @@ pub enum ClientMessage {
     /// Leave for everyone: end the call (BYE to the carrier).
     Hangup {
         consultation_id: String,
+    },
+    /// Leave only me: the call goes on for the others; the last manager leaving ends it.
+    Leave {
+        consultation_id: String,
+    },
+    /// Invite another manager of the channel into the call this manager is in (`meet_invite`
+    /// on their consoles). `meet.full` when the meet already has 10 participants.
+    InviteManager {
+        consultation_id: String,
+        manager_id: String,
+    },
+    /// Join a call this manager was invited into, with the browser's WebRTC offer (audio,
+    /// Opus); answered with `call_answered`.
+    Join {
+        consultation_id: String,
+        sdp_offer: String,
     },
     /// Call a customer's phone from their profile: a new call consultation with an outgoing
     /// phone meet. Give the number (national or E.164) or a customer with a phone number,

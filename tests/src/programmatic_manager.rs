@@ -50,17 +50,24 @@ impl PendingMedia {
 
     /// Accepts the answer and runs: sends `send_hz` as Opus every 20 ms once connected and
     /// counts received frames carrying `expect_hz`.
-    pub fn start(
+    pub fn start(self, answer: &str, send_hz: f32, expect_hz: f32) -> anyhow::Result<ManagerMedia> {
+        self.start_with_threshold(answer, send_hz, expect_hz, 0.5)
+    }
+
+    /// As [`PendingMedia::start`], counting frames where `expect_hz` carries at least
+    /// `threshold` of the energy (a conference mixes several tones into one frame).
+    pub fn start_with_threshold(
         mut self,
         answer: &str,
         send_hz: f32,
         expect_hz: f32,
+        threshold: f32,
     ) -> anyhow::Result<ManagerMedia> {
         self.peer.accept_answer(Instant::now(), answer)?;
         let report = Arc::new(MediaReport::default());
         let r = report.clone();
         let task = tokio::spawn(async move {
-            let _ = run_media(self.peer, self.socket, r, send_hz, expect_hz).await;
+            let _ = run_media(self.peer, self.socket, r, send_hz, expect_hz, threshold).await;
         });
         Ok(ManagerMedia { report, task })
     }
@@ -72,10 +79,11 @@ async fn run_media(
     report: Arc<MediaReport>,
     send_hz: f32,
     expect_hz: f32,
+    threshold: f32,
 ) -> anyhow::Result<()> {
     let mut encoder = OpusEncoder8k::new(24_000, 5)?;
     let mut decoder = OpusDecoder8k::new()?;
-    let detector = ToneDetector::new(expect_hz, 8000, 160);
+    let detector = ToneDetector::new(expect_hz, 8000, 160).with_threshold(threshold);
     let mut buf = vec![0u8; 2048];
     let mut opus = vec![0u8; 1275];
     let mut pcm = [0i16; 960];

@@ -161,6 +161,29 @@ async fn handle_client_message(
                 CallInput::Hangup { manager_id }
             })
         }
+        ClientMessage::Leave { consultation_id } => {
+            route(state, manager, &consultation_id, |manager_id| {
+                CallInput::Leave { manager_id }
+            })
+        }
+        ClientMessage::InviteManager {
+            consultation_id,
+            manager_id: invitee_id,
+        } => route(state, manager, &consultation_id, |manager_id| {
+            CallInput::InviteManager {
+                manager_id,
+                invitee_id,
+            }
+        }),
+        ClientMessage::Join {
+            consultation_id,
+            sdp_offer,
+        } => route(state, manager, &consultation_id, |manager_id| {
+            CallInput::Join {
+                manager_id,
+                sdp_offer,
+            }
+        }),
         ClientMessage::CallCustomer {
             customer_number,
             customer_id,

@@ -10,11 +10,13 @@
 //! are sans-IO cores; this loop only moves datagrams, deadlines and messages between them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use media::bridge::{BridgeConfig, BridgeOutput, PhoneBridge};
+use media::bridge::{BridgeConfig, BridgeOutput, LegId, PhoneBridge, PRIMARY_LEG};
 use media::g711::G711Law;
+use media::mixer::MAX_PARTICIPANTS;
 use rand::Rng;
 use schemas::ws::ServerMessage;
 use sip::dialog::Dialog;
@@ -126,19 +128,20 @@ pub(crate) async fn run_uac(
         carrier_inactive: false,
         session_timer: None,
         uac_ack: Some((c.invite_cseq, c.ack)),
+        conference: Conference::new(c.record),
     };
     call.apply_direction(c.direction);
     let _ports = c.ports;
     let outcome = call.drive(rx, c.record).await;
-    call.peer.close();
-    call.flush_peer().await;
-    outcome
+    call.finish(outcome).await
 }
 
 /// How the call went after the accept.
 pub enum Outcome {
     /// Connected and later ended.
     Ended(EndReason),
+    /// A manager in the call ended it for everyone (or was the last to leave): who.
+    EndedByManager { manager_id: String },
     /// The caller hung up before the WebRTC path was up (answered 487 by the caller).
     CancelledBeforeConnect,
 }
@@ -196,13 +199,64 @@ pub(crate) async fn run(
         carrier_inactive: false,
         session_timer: None,
         uac_ack: None,
+        conference: Conference::new(accepted.record),
     };
     // Keep the port pair bound for the whole call.
     let _ports = ports;
     let outcome = call.drive(rx, accepted.record).await;
-    call.peer.close();
-    call.flush_peer().await;
-    outcome
+    call.finish(outcome).await
+}
+
+/// A manager invited into the call: their own WebRTC peer and UDP socket; datagrams reach the
+/// driver through [`Conference::rx`] from a reader task.
+struct ManagerLeg {
+    manager_id: String,
+    id: LegId,
+    peer: WebRtcPeer,
+    socket: Arc<UdpSocket>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ManagerLeg {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The meet around the call: managers invited, managers joined (besides the first one).
+struct Conference {
+    meet_id: String,
+    channel_id: String,
+    caller: Option<String>,
+    /// False once the answering manager left only themselves.
+    primary_present: bool,
+    legs: Vec<ManagerLeg>,
+    invited: Vec<String>,
+    tx: mpsc::Sender<(LegId, SocketAddr, Vec<u8>)>,
+    rx: mpsc::Receiver<(LegId, SocketAddr, Vec<u8>)>,
+    /// Who ended the call for everyone.
+    ended_by: Option<String>,
+}
+
+impl Conference {
+    fn new(record: &db::CallRecord) -> Conference {
+        let (tx, rx) = mpsc::channel(256);
+        let caller = match record.direction {
+            db::Direction::Inbound => &record.from_number,
+            _ => &record.to_number,
+        };
+        Conference {
+            meet_id: record.meet_id.clone(),
+            channel_id: record.channel_id.clone(),
+            caller: (!caller.is_empty()).then(|| caller.clone()),
+            primary_present: true,
+            legs: Vec::new(),
+            invited: Vec::new(),
+            tx,
+            rx,
+            ended_by: None,
+        }
+    }
 }
 
 struct InCall<'c> {
@@ -231,6 +285,7 @@ struct InCall<'c> {
     /// Outgoing calls only: the INVITE's CSeq and our ACK for its 2xx (sent again when the
     /// carrier retransmits the 2xx). `None` on inbound calls.
     uac_ack: Option<(u32, bytes::Bytes)>,
+    conference: Conference,
 }
 
 impl InCall<'_> {
@@ -265,8 +320,13 @@ impl InCall<'_> {
                     }
                 }
                 r = self.webrtc_socket.recv_from(&mut webrtc_buf) => {
-                    if let Ok((n, from)) = r {
+                    if let (Ok((n, from)), true) = (r, self.conference.primary_present) {
                         self.peer.handle_receive(Instant::now(), from, &webrtc_buf[..n]);
+                    }
+                }
+                Some((id, from, data)) = self.conference.rx.recv() => {
+                    if let Some(leg) = self.conference.legs.iter_mut().find(|l| l.id == id) {
+                        leg.peer.handle_receive(Instant::now(), from, &data);
                     }
                 }
                 input = rx.recv() => {
@@ -278,6 +338,9 @@ impl InCall<'_> {
                 () = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
                     self.peer.handle_timeout(now).ok();
+                    for leg in &mut self.conference.legs {
+                        leg.peer.handle_timeout(now).ok();
+                    }
                     if let Some(bridge) = self.bridge.as_mut() {
                         bridge.handle_timeout(now)?;
                     }
@@ -322,6 +385,11 @@ impl InCall<'_> {
         for c in candidates.into_iter().flatten() {
             at = at.min(c);
         }
+        for leg in &mut self.conference.legs {
+            if let Some(t) = leg.peer.poll_timeout() {
+                at = at.min(t);
+            }
+        }
         at
     }
 
@@ -361,6 +429,16 @@ impl InCall<'_> {
                         );
                     }
                 }
+                _ if !self.conference.primary_present => {}
+                PeerEvent::Failed | PeerEvent::Closed
+                    if self.answered_at.is_some() && !self.conference.legs.is_empty() =>
+                {
+                    // The others stay in the call.
+                    let m = self.manager_id.clone();
+                    if let Some(o) = self.leave(m, "media_failed").await {
+                        return Ok(Some(o));
+                    }
+                }
                 PeerEvent::Failed | PeerEvent::Closed if self.answered_at.is_some() => {
                     self.hang_up(EndReason::MediaFailed).await;
                     return Ok(Some(Outcome::Ended(EndReason::MediaFailed)));
@@ -371,6 +449,36 @@ impl InCall<'_> {
                 _ => {}
             }
         }
+        let mut gone = Vec::new();
+        for leg in &mut self.conference.legs {
+            while let Some(ev) = leg.peer.poll_event() {
+                match ev {
+                    PeerEvent::AudioFrame {
+                        payload,
+                        rtp_timestamp,
+                        sequence,
+                    } => {
+                        if let Some(bridge) = self.bridge.as_mut() {
+                            bridge.handle_leg_audio(
+                                leg.id,
+                                Instant::now(),
+                                sequence,
+                                rtp_timestamp,
+                                &payload,
+                            );
+                        }
+                    }
+                    PeerEvent::Failed | PeerEvent::Closed => gone.push(leg.manager_id.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for manager_id in gone {
+            if let Some(o) = self.leave(manager_id, "media_failed").await {
+                return Ok(Some(o));
+            }
+        }
+        let mut digits = Vec::new();
         if let Some(bridge) = self.bridge.as_mut() {
             let now = Instant::now();
             while let Some(out) = bridge.poll_output() {
@@ -385,18 +493,30 @@ impl InCall<'_> {
                         rtp_timestamp,
                     } => {
                         // Not connected yet or congested: the frame is dropped, never queued.
-                        let _ = self.peer.send_audio(now, &payload, rtp_timestamp);
+                        if self.conference.primary_present {
+                            let _ = self.peer.send_audio(now, &payload, rtp_timestamp);
+                        }
                     }
-                    BridgeOutput::DigitFromCarrier(digit) => {
-                        self.ctx.state.hub.send(
-                            &self.manager_id,
-                            &ServerMessage::DtmfReceived {
-                                consultation_id: self.consultation_id.clone(),
-                                digit,
-                            },
-                        );
+                    BridgeOutput::ToLeg {
+                        leg,
+                        payload,
+                        rtp_timestamp,
+                    } => {
+                        if let Some(l) = self.conference.legs.iter_mut().find(|l| l.id == leg) {
+                            let _ = l.peer.send_audio(now, &payload, rtp_timestamp);
+                        }
                     }
+                    BridgeOutput::DigitFromCarrier(digit) => digits.push(digit),
                 }
+            }
+        }
+        for digit in digits {
+            let msg = ServerMessage::DtmfReceived {
+                consultation_id: self.consultation_id.clone(),
+                digit,
+            };
+            for m in self.managers_in_call() {
+                self.ctx.state.hub.send(&m, &msg);
             }
         }
         self.flush_peer().await;
@@ -407,6 +527,314 @@ impl InCall<'_> {
         while let Some(t) = self.peer.poll_transmit() {
             let _ = self.webrtc_socket.send_to(&t.contents, t.destination).await;
         }
+        for leg in &mut self.conference.legs {
+            while let Some(t) = leg.peer.poll_transmit() {
+                let _ = leg.socket.send_to(&t.contents, t.destination).await;
+            }
+        }
+    }
+
+    /// The call is over: close every WebRTC path and tell invited managers; the outcome says
+    /// which manager ended it, when one did.
+    async fn finish(&mut self, outcome: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+        self.peer.close();
+        for leg in &mut self.conference.legs {
+            leg.peer.close();
+        }
+        self.flush_peer().await;
+        let reason = match &outcome {
+            Ok(Outcome::Ended(r)) => r.as_str(),
+            Ok(Outcome::EndedByManager { .. }) => EndReason::ManagerHungUp.as_str(),
+            Ok(Outcome::CancelledBeforeConnect) => EndReason::CustomerHungUp.as_str(),
+            Err(_) => "media_failed",
+        };
+        for leg in std::mem::take(&mut self.conference.legs) {
+            self.ctx.state.hub.send(
+                &leg.manager_id,
+                &ServerMessage::CallEnded {
+                    consultation_id: self.consultation_id.clone(),
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        match (outcome, self.conference.ended_by.take()) {
+            (Ok(Outcome::Ended(EndReason::ManagerHungUp)), Some(manager_id)) => {
+                Ok(Outcome::EndedByManager { manager_id })
+            }
+            (o, _) => o,
+        }
+    }
+
+    /// Managers now in the call (the answering one first, while present).
+    fn managers_in_call(&self) -> Vec<String> {
+        let mut v = Vec::with_capacity(self.conference.legs.len() + 1);
+        if self.conference.primary_present {
+            v.push(self.manager_id.clone());
+        }
+        v.extend(self.conference.legs.iter().map(|l| l.manager_id.clone()));
+        v
+    }
+
+    fn in_call(&self, manager_id: &str) -> bool {
+        (self.conference.primary_present && manager_id == self.manager_id)
+            || self
+                .conference
+                .legs
+                .iter()
+                .any(|l| l.manager_id == manager_id)
+    }
+
+    fn error_to(&self, manager_id: &str, code: &str, message: String) {
+        self.ctx.state.hub.send(
+            manager_id,
+            &ServerMessage::Error {
+                code: code.into(),
+                message,
+            },
+        );
+    }
+
+    fn broadcast_participants(&self) {
+        let managers = self.managers_in_call();
+        let msg = ServerMessage::MeetParticipants {
+            consultation_id: self.consultation_id.clone(),
+            manager_ids: managers.clone(),
+        };
+        for m in &managers {
+            self.ctx.state.hub.send(m, &msg);
+        }
+    }
+
+    /// "Leave only me": the manager's path closes and the call goes on for the others; the
+    /// last manager leaving ends the call for everyone (BYE to the carrier).
+    async fn leave(&mut self, manager_id: String, why: &str) -> Option<Outcome> {
+        if !self.in_call(&manager_id) {
+            return None;
+        }
+        if self.managers_in_call().len() <= 1 {
+            let reason = if why == "media_failed" {
+                EndReason::MediaFailed
+            } else {
+                self.conference.ended_by = Some(manager_id);
+                EndReason::ManagerHungUp
+            };
+            self.hang_up(reason).await;
+            return Some(Outcome::Ended(reason));
+        }
+        let leg_index = self
+            .conference
+            .legs
+            .iter()
+            .position(|l| l.manager_id == manager_id);
+        if self.conference.primary_present && manager_id == self.manager_id {
+            self.peer.close();
+            self.conference.primary_present = false;
+            if let Some(b) = self.bridge.as_mut() {
+                b.remove_leg(PRIMARY_LEG);
+            }
+        } else if let Some(i) = leg_index {
+            let mut leg = self.conference.legs.remove(i);
+            leg.peer.close();
+            while let Some(t) = leg.peer.poll_transmit() {
+                let _ = leg.socket.send_to(&t.contents, t.destination).await;
+            }
+            if let Some(b) = self.bridge.as_mut() {
+                b.remove_leg(leg.id);
+            }
+        }
+        self.flush_peer().await;
+        self.ctx.state.hub.send(
+            &manager_id,
+            &ServerMessage::CallEnded {
+                consultation_id: self.consultation_id.clone(),
+                reason: if why == "media_failed" {
+                    "media_failed"
+                } else {
+                    "left"
+                }
+                .into(),
+            },
+        );
+        if let Err(e) = self
+            .ctx
+            .state
+            .db
+            .leave_meet(&self.conference.meet_id, &manager_id, unix_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "recording a manager leaving the meet");
+        }
+        tracing::info!(consultation = %self.consultation_id, manager = %manager_id, "manager left the call");
+        self.broadcast_participants();
+        None
+    }
+
+    /// Participants of the meet: the customer plus every manager in the call.
+    fn participant_count(&self) -> usize {
+        1 + self.managers_in_call().len()
+    }
+
+    async fn invite(&mut self, inviter: String, invitee: String) {
+        if self.bridge.is_none() {
+            return self.error_to(
+                &inviter,
+                "call.not_connected",
+                "the call is not connected yet".into(),
+            );
+        }
+        if self.participant_count() >= MAX_PARTICIPANTS {
+            return self.error_to(
+                &inviter,
+                "meet.full",
+                format!("the meet already has {MAX_PARTICIPANTS} participants (at most {MAX_PARTICIPANTS})"),
+            );
+        }
+        if self.in_call(&invitee) {
+            return self.error_to(
+                &inviter,
+                "meet.already_joined",
+                format!("manager {invitee} is already in the call"),
+            );
+        }
+        match self.ctx.state.db.manager(&invitee).await {
+            Ok(Some(m)) if m.channel_id == self.conference.channel_id => {}
+            Ok(_) => {
+                return self.error_to(
+                    &inviter,
+                    "meet.unknown_manager",
+                    format!("no manager {invitee} in this channel"),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up an invited manager");
+                return self.error_to(
+                    &inviter,
+                    "internal",
+                    "the invite could not be sent; try again".into(),
+                );
+            }
+        }
+        let delivered = self.ctx.state.hub.send(
+            &invitee,
+            &ServerMessage::MeetInvite {
+                consultation_id: self.consultation_id.clone(),
+                caller: self.conference.caller.clone(),
+                invited_by: inviter.clone(),
+            },
+        );
+        if delivered == 0 {
+            return self.error_to(
+                &inviter,
+                "meet.invitee_offline",
+                format!("manager {invitee} has no console open"),
+            );
+        }
+        if !self.conference.invited.contains(&invitee) {
+            self.conference.invited.push(invitee);
+        }
+    }
+
+    async fn join(&mut self, manager_id: String, sdp_offer: String) -> anyhow::Result<()> {
+        if !self.conference.invited.contains(&manager_id) {
+            self.error_to(
+                &manager_id,
+                "meet.not_invited",
+                "join needs an invite from a manager in the call".into(),
+            );
+            return Ok(());
+        }
+        if self.in_call(&manager_id) {
+            self.error_to(
+                &manager_id,
+                "meet.already_joined",
+                "already in the call".into(),
+            );
+            return Ok(());
+        }
+        if self.participant_count() >= MAX_PARTICIPANTS {
+            self.error_to(
+                &manager_id,
+                "meet.full",
+                format!("the meet already has {MAX_PARTICIPANTS} participants (at most {MAX_PARTICIPANTS})"),
+            );
+            return Ok(());
+        }
+        let Some(bridge) = self.bridge.as_mut() else {
+            self.error_to(
+                &manager_id,
+                "call.not_connected",
+                "the call is not connected".into(),
+            );
+            return Ok(());
+        };
+        let Some(id) = (1..LegId::MAX).find(|id| !self.conference.legs.iter().any(|l| l.id == *id))
+        else {
+            self.error_to(&manager_id, "meet.full", "no room in the meet".into());
+            return Ok(());
+        };
+        let state = &self.ctx.state;
+        let media_cfg = &state.config.media;
+        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(media_cfg.bind_address, 0)).await?);
+        let addr = SocketAddr::new(media_cfg.advertised_address, socket.local_addr()?.port());
+        let now = Instant::now();
+        let mut peer = WebRtcPeer::new(
+            now,
+            PeerConfig {
+                ice_lite: true,
+                certificate_pem: Some(state.webrtc_certificate.clone()),
+                ..PeerConfig::new(addr)
+            },
+        )?;
+        let answer = match peer.accept_offer(now, &sdp_offer) {
+            Ok(a) => a,
+            Err(e) => {
+                self.error_to(&manager_id, "call.bad_offer", e.to_string());
+                return Ok(());
+            }
+        };
+        if let Err(e) = bridge.add_leg(id, rand::thread_rng().gen()) {
+            self.error_to(&manager_id, e.code(), e.to_string());
+            return Ok(());
+        }
+        let reader = {
+            let socket = socket.clone();
+            let tx = self.conference.tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                        if tx.send((id, from, buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        };
+        self.conference.invited.retain(|m| *m != manager_id);
+        self.conference.legs.push(ManagerLeg {
+            manager_id: manager_id.clone(),
+            id,
+            peer,
+            socket,
+            reader,
+        });
+        state.hub.send(
+            &manager_id,
+            &ServerMessage::CallAnswered {
+                consultation_id: self.consultation_id.clone(),
+                sdp_answer: answer,
+            },
+        );
+        if let Err(e) = state
+            .db
+            .join_meet(&self.conference.meet_id, &manager_id, unix_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "recording a manager joining the meet");
+        }
+        tracing::info!(consultation = %self.consultation_id, manager = %manager_id, "manager joined the call");
+        self.broadcast_participants();
+        Ok(())
     }
 
     /// The browser is connected: answer the carrier (200 OK with SDP) and start the bridge.
@@ -563,19 +991,51 @@ impl InCall<'_> {
                     return Ok(Some(Outcome::Ended(EndReason::CustomerHungUp)));
                 }
             }
-            CallInput::Hangup { manager_id } if manager_id == self.manager_id => {
+            CallInput::Hangup { manager_id } if self.in_call(&manager_id) => {
+                self.conference.ended_by = Some(manager_id);
                 self.hang_up(EndReason::ManagerHungUp).await;
                 return Ok(Some(Outcome::Ended(EndReason::ManagerHungUp)));
             }
+            CallInput::Leave { manager_id } if self.in_call(&manager_id) => {
+                if let Some(o) = self.leave(manager_id, "left").await {
+                    return Ok(Some(o));
+                }
+            }
+            CallInput::InviteManager {
+                manager_id,
+                invitee_id,
+            } if self.in_call(&manager_id) => self.invite(manager_id, invitee_id).await,
+            CallInput::Join {
+                manager_id,
+                sdp_offer,
+            } => self.join(manager_id, sdp_offer).await?,
             CallInput::IceCandidate {
                 manager_id,
                 candidate,
-            } if manager_id == self.manager_id => {
-                if let Err(e) = self.peer.add_remote_candidate(&candidate) {
+            } if self.in_call(&manager_id) => {
+                let peer = if self.conference.primary_present && manager_id == self.manager_id {
+                    Some(&mut self.peer)
+                } else {
+                    self.conference
+                        .legs
+                        .iter_mut()
+                        .find(|l| l.manager_id == manager_id)
+                        .map(|l| &mut l.peer)
+                };
+                if let Some(Err(e)) = peer.map(|p| p.add_remote_candidate(&candidate)) {
                     tracing::debug!(error = %e, "bad ICE candidate from the browser");
                 }
             }
-            CallInput::Dtmf { manager_id, digit } if manager_id == self.manager_id => {
+            CallInput::Leave { manager_id }
+            | CallInput::Hangup { manager_id }
+            | CallInput::InviteManager { manager_id, .. } => {
+                self.error_to(
+                    &manager_id,
+                    "call.not_in_call",
+                    "you are not in this call".into(),
+                );
+            }
+            CallInput::Dtmf { manager_id, digit } if self.in_call(&manager_id) => {
                 if let Some(bridge) = self.bridge.as_mut() {
                     if let Err(e) = bridge.send_digit(Instant::now(), digit, 160) {
                         tracing::debug!(error = %e, "DTMF not sent");

@@ -261,10 +261,20 @@ async fn in_call(
     let record = accepted.record;
     let outcome = answered::run(ctx, rx, accepted).await;
     let reason = match outcome {
-        Ok(answered::Outcome::Ended(reason)) => {
+        Ok(ended @ (answered::Outcome::Ended(_) | answered::Outcome::EndedByManager { .. })) => {
+            let (reason, by_manager) = match ended {
+                answered::Outcome::EndedByManager { manager_id } => {
+                    (answered::EndReason::ManagerHungUp, Some(manager_id))
+                }
+                answered::Outcome::Ended(reason) => (reason, None),
+                answered::Outcome::CancelledBeforeConnect => unreachable!(),
+            };
             let ended_by = match reason {
                 answered::EndReason::CustomerHungUp => "customer",
-                answered::EndReason::ManagerHungUp => manager_id.as_str(),
+                // Whoever ended it for everyone (an invited manager too).
+                answered::EndReason::ManagerHungUp => {
+                    by_manager.as_deref().unwrap_or(manager_id.as_str())
+                }
                 _ => "system",
             };
             let r = db
@@ -445,6 +455,8 @@ async fn ring(
                     }
                     Some(CallInput::Declined { manager_id }) => ringing.handle_input(now, RingInput::Declined { manager_id }),
                     Some(CallInput::SessionGone { manager_id }) => ringing.handle_input(now, RingInput::SessionGone { manager_id }),
+                    // Nobody is in the call yet: nothing to leave, invite or join.
+                    Some(CallInput::Leave { .. } | CallInput::InviteManager { .. } | CallInput::Join { .. }) => {}
                     Some(CallInput::InDialog { key, request }) => {
                         // Before the answer only the early dialog exists, and only once our
                         // 180 has told the caller its tag (§12.2.2: otherwise 481).

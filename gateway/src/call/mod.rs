@@ -37,6 +37,18 @@ pub enum CallInput {
     Dtmf { manager_id: String, digit: char },
     /// The manager ended the call for everyone.
     Hangup { manager_id: String },
+    /// The manager leaves only themselves; the call goes on while a manager remains.
+    Leave { manager_id: String },
+    /// A manager in the call invites another manager of the channel.
+    InviteManager {
+        manager_id: String,
+        invitee_id: String,
+    },
+    /// An invited manager joins with their browser's WebRTC offer.
+    Join {
+        manager_id: String,
+        sdp_offer: String,
+    },
     /// A response to a request this call sent (BYE, re-INVITE, outgoing INVITE).
     Response {
         key: TransactionKey,

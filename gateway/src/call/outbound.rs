@@ -415,6 +415,11 @@ async fn end_answered(
     outcome: anyhow::Result<answered::Outcome>,
 ) -> &'static str {
     let db = &state.db;
+    // An invited manager who ended the call for everyone is recorded as its ender.
+    let by_manager = match &outcome {
+        Ok(answered::Outcome::EndedByManager { manager_id }) => Some(manager_id.clone()),
+        _ => None,
+    };
     let (reason, ended_by) = match outcome {
         Ok(answered::Outcome::Ended(reason)) => {
             let by = match reason {
@@ -424,6 +429,10 @@ async fn end_answered(
             };
             (reason.as_str(), by)
         }
+        Ok(answered::Outcome::EndedByManager { .. }) => (
+            answered::EndReason::ManagerHungUp.as_str(),
+            by_manager.as_deref().unwrap_or(manager_id),
+        ),
         // Not reachable for a call we placed (no CANCEL comes to a UAC).
         Ok(answered::Outcome::CancelledBeforeConnect) => ("customer_hung_up", "customer"),
         Err(e) => {
@@ -719,7 +728,9 @@ impl<'a> Dialing<'a> {
                 match out {
                     // Before the answer the manager is not heard by the customer (early media
                     // is the carrier's ringback one way).
-                    BridgeOutput::ToCarrier(_) | BridgeOutput::DigitFromCarrier(_) => {}
+                    BridgeOutput::ToCarrier(_)
+                    | BridgeOutput::DigitFromCarrier(_)
+                    | BridgeOutput::ToLeg { .. } => {}
                     BridgeOutput::ToBrowser {
                         payload,
                         rtp_timestamp,
@@ -979,7 +990,7 @@ impl<'a> Dialing<'a> {
         } else {
             ("Proxy-Authenticate", "Proxy-Authorization")
         };
-        let values = header_values(&response.headers, challenge_header);
+        let values = sip::message::headers::all_values(&response.headers, challenge_header);
         let challenge = sip::digest::pick_challenge(values.iter().map(String::as_str));
         let (Some(challenge), Some((user, password))) =
             (challenge, &self.call.outbound.credentials)
@@ -1072,20 +1083,6 @@ impl<'a> Dialing<'a> {
             negotiated,
         }))))
     }
-}
-
-/// Every value of a header (by canonical name, case-insensitive).
-fn header_values(headers: &rsip::Headers, name: &str) -> Vec<String> {
-    headers
-        .iter()
-        .filter_map(|h| {
-            let s = h.to_string();
-            let (n, v) = s.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
 }
 
 #[cfg(test)]

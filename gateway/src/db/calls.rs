@@ -131,6 +131,45 @@ impl Db {
             .ok_or_else(|| DbError::not_found("call", call_id))
     }
 
+    /// A manager joined a live meet (invited into a call).
+    pub async fn join_meet(
+        &self,
+        meet_id: &str,
+        manager_id: &str,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO meet_participants (id, meet_id, manager_id, customer_id, joined_at_ms) \
+             VALUES ($1, $2, $3, NULL, $4)",
+        )
+        .bind(new_id())
+        .bind(meet_id)
+        .bind(manager_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A manager left a meet that goes on without them ("leave only me").
+    pub async fn leave_meet(
+        &self,
+        meet_id: &str,
+        manager_id: &str,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE meet_participants SET left_at_ms = $1 \
+             WHERE meet_id = $2 AND manager_id = $3 AND left_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(meet_id)
+        .bind(manager_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Ends a call normally (BYE, CANCEL, failure) in one transaction: the call record gets
     /// its end, billable seconds and charge (see [`call_charge`], at the channel's current
     /// rate), the meet ends, its participants leave, and managers still ringing for the

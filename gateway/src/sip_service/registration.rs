@@ -261,7 +261,7 @@ pub async fn run(
                                 } else {
                                     ("Proxy-Authenticate", "Proxy-Authorization")
                                 };
-                                let values = header_values(&response.headers, ch_header);
+                                let values = sip::message::headers::all_values(&response.headers, ch_header);
                                 let picked = sip::digest::pick_challenge(values.iter().map(String::as_str));
                                 challenged_this_round += 1;
                                 match picked {
@@ -380,7 +380,7 @@ async fn send_register(
 /// else the Expires header.
 fn granted_expiry(response: &rsip::Response, our_contact: &str) -> Option<u32> {
     let ours = our_contact.trim_start_matches('<').trim_end_matches('>');
-    let contacts = header_values(&response.headers, "Contact");
+    let contacts = sip::message::headers::all_values(&response.headers, "Contact");
     let from_contact = contacts
         .iter()
         .flat_map(|v| v.split(','))
@@ -394,23 +394,10 @@ fn granted_expiry(response: &rsip::Response, our_contact: &str) -> Option<u32> {
             })
         });
     from_contact.or_else(|| {
-        header_values(&response.headers, "Expires")
+        sip::message::headers::all_values(&response.headers, "Expires")
             .first()
             .and_then(|v| v.trim().parse().ok())
     })
-}
-
-fn header_values(headers: &rsip::Headers, name: &str) -> Vec<String> {
-    headers
-        .iter()
-        .filter_map(|h| {
-            let s = h.to_string();
-            let (n, v) = s.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -241,3 +241,104 @@ fn mismatched_config_is_refused() {
     let mut b = PhoneBridge::new(cfg, Instant::now()).unwrap();
     assert!(b.send_digit(Instant::now(), '1', 100).is_err());
 }
+
+/// Opus payloads of a sine, as a browser leg would send them.
+fn opus_tone(freq_hz: f32, frames: u32) -> Vec<Vec<u8>> {
+    let mut enc = OpusEncoder8k::new(24_000, 5).unwrap();
+    (0..frames)
+        .map(|i| {
+            let mut pcm = [0i16; 160];
+            generate_sine(freq_hz, 6000.0, 8000, u64::from(i) * 160, &mut pcm);
+            let mut out = vec![0u8; 1275];
+            let n = enc.encode(&pcm, &mut out).unwrap();
+            out.truncate(n);
+            out
+        })
+        .collect()
+}
+
+/// Counts frames (after warm-up) in which the frequency carries at least a quarter of the
+/// energy (two tones mixed share it about half and half).
+fn heard(frames: &[Vec<i16>], freq_hz: f32) -> usize {
+    let d = ToneDetector::new(freq_hz, 8000, 160).with_threshold(0.25);
+    frames.iter().skip(10).filter(|f| d.detect(f)).count()
+}
+
+#[test]
+fn three_participants_each_hear_the_other_two() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    b.add_leg(1, 7).unwrap();
+    assert_eq!(b.leg_count(), 2);
+    let (f_carrier, f_m0, f_m1) = (600.0, 1000.0, 1500.0);
+    let frames = 80;
+    let m0 = opus_tone(f_m0, frames);
+    let m1 = opus_tone(f_m1, frames);
+    let out = run(&mut b, t0, frames, |b, now, i| {
+        b.handle_carrier_packet(now, &carrier_packet(i as u16, f_carrier, i));
+        b.handle_browser_audio(now, i as u16, i * 960, &m0[i as usize]);
+        b.handle_leg_audio(1, now, i as u16, i * 960, &m1[i as usize]);
+    });
+    let (mut carrier, mut leg0, mut leg1) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut d0, mut d1) = (OpusDecoder8k::new().unwrap(), OpusDecoder8k::new().unwrap());
+    for o in out {
+        match o {
+            BridgeOutput::ToCarrier(p) => {
+                let p = rtp::parse(&p).unwrap();
+                let mut pcm = vec![0i16; 160];
+                G711Law::Ulaw.decode(p.payload(), &mut pcm).unwrap();
+                carrier.push(pcm);
+            }
+            BridgeOutput::ToBrowser { payload, .. } => {
+                let mut pcm = vec![0i16; 160];
+                d0.decode(&payload, &mut pcm).unwrap();
+                leg0.push(pcm);
+            }
+            BridgeOutput::ToLeg { leg, payload, .. } => {
+                assert_eq!(leg, 1);
+                let mut pcm = vec![0i16; 160];
+                d1.decode(&payload, &mut pcm).unwrap();
+                leg1.push(pcm);
+            }
+            BridgeOutput::DigitFromCarrier(_) => {}
+        }
+    }
+    let min = (frames as usize - 10) / 2;
+    // The carrier hears both managers, not itself.
+    assert!(heard(&carrier, f_m0) > min, "carrier hears manager 0");
+    assert!(heard(&carrier, f_m1) > min, "carrier hears manager 1");
+    assert_eq!(
+        heard(&carrier, f_carrier),
+        0,
+        "carrier does not hear itself"
+    );
+    // Manager 0 hears the carrier and manager 1.
+    assert!(heard(&leg0, f_carrier) > min);
+    assert!(heard(&leg0, f_m1) > min);
+    assert_eq!(heard(&leg0, f_m0), 0);
+    // Manager 1 hears the carrier and manager 0.
+    assert!(heard(&leg1, f_carrier) > min);
+    assert!(heard(&leg1, f_m0) > min);
+    assert_eq!(heard(&leg1, f_m1), 0);
+
+    // Leaving: manager 0 goes, the carrier still hears manager 1.
+    assert!(b.remove_leg(PRIMARY_LEG));
+    assert_eq!(b.leg_count(), 1);
+}
+
+#[test]
+fn the_meet_is_limited_to_ten_participants() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    // carrier + primary + 8 more managers = 10
+    for id in 1..=8 {
+        b.add_leg(id, 0).unwrap();
+    }
+    let err = b.add_leg(9, 0).unwrap_err();
+    assert_eq!(err.code(), "meet.full");
+    assert!(matches!(
+        b.add_leg(3, 0),
+        Err(BridgeError::DuplicateLeg(3)) | Err(BridgeError::Full { .. })
+    ));
+    b.handle_timeout(t0).unwrap();
+}

@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             match o {
                 BridgeOutput::ToBrowser { .. } => to_browser += 1,
                 BridgeOutput::ToCarrier(_) => to_carrier += 1,
-                BridgeOutput::DigitFromCarrier(_) => {}
+                BridgeOutput::DigitFromCarrier(_) | BridgeOutput::ToLeg { .. } => {}
             }
         }
         per_tick.push(tick_started.elapsed());

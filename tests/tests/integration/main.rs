@@ -4,6 +4,7 @@
 
 mod answered;
 mod browser;
+mod conference;
 mod harness;
 mod malformed;
 mod outbound;

@@ -635,6 +635,12 @@ pub fn content_type(headers: &rsip::Headers) -> Option<String> {
     (!media.is_empty()).then(|| media.to_ascii_lowercase())
 }
 
+/// Every value of a header by its canonical name, in order (comma lists split for Via,
+/// Contact, Route and Record-Route only: challenges like WWW-Authenticate contain commas).
+pub fn all_values(headers: &rsip::Headers, canonical: &str) -> Vec<String> {
+    values(headers, canonical)
+}
+
 /// The first value of a header by its canonical name (compact forms were expanded by the
 /// normaliser), trimmed; `None` when absent.
 pub fn first_value(headers: &rsip::Headers, canonical: &str) -> Option<String> {
