@@ -15,6 +15,7 @@
   const rings = new Map(); // consultation_id -> ring message, in arrival order
   let call = null; // { consultationId, peer, pc, stream, muted, pendingCandidates, answered }
   let accepting = null; // consultation id whose accept is being prepared (mic + offer)
+  const invites = new Map(); // consultation_id -> meet_invite message (another manager's call)
   let audioCtx = null;
   let ringer = null; // { oscillators, gain, timer }
   let analyser = null; // remote audio analysis (tone check, level)
@@ -231,6 +232,35 @@
       case 'call_answered':
         onCallAnswered(msg);
         break;
+      case 'outbound_started':
+        // Our outgoing call got its consultation; the WebRTC answer comes with it.
+        if (call && !call.consultationId) {
+          call.consultationId = msg.consultation_id;
+          onCallAnswered({ consultation_id: msg.consultation_id, sdp_answer: msg.sdp_answer });
+          $('call-state').textContent = 'Calling…';
+        }
+        break;
+      case 'outbound_ringing':
+        if (call && call.consultationId === msg.consultation_id) {
+          $('call-state').textContent = msg.early_media ? 'Ringing (carrier audio)…' : 'Ringing…';
+        }
+        break;
+      case 'outbound_answered':
+        if (call && call.consultationId === msg.consultation_id) {
+          $('call-state').textContent = 'Connected';
+          notice('The customer answered.');
+        }
+        break;
+      case 'meet_invite':
+        invites.set(msg.consultation_id, msg);
+        notice(`${msg.invited_by} invites you into a call.`);
+        renderInvites();
+        break;
+      case 'meet_participants':
+        if (call && call.consultationId === msg.consultation_id) {
+          $('participants').textContent = (msg.manager_ids || []).join(', ');
+        }
+        break;
       case 'dtmf_received':
         if (call && call.consultationId === msg.consultation_id) {
           $('dtmf-received').textContent += msg.digit;
@@ -238,6 +268,7 @@
         break;
       case 'call_ended':
         rings.delete(msg.consultation_id);
+        if (invites.delete(msg.consultation_id)) renderInvites();
         if (call && call.consultationId === msg.consultation_id) {
           endCallLocally(msg.reason);
         } else if (accepting === msg.consultation_id) {
@@ -265,6 +296,12 @@
     media_timeout: 'no audio from the caller for too long',
     media_failed: 'the audio connection failed',
     ack_timeout: 'the caller\'s network did not confirm the call',
+    left: 'you left; the call goes on for the others',
+    busy: 'the customer\'s line was busy',
+    declined: 'the customer declined',
+    no_answer: 'the customer did not answer',
+    cancelled: 'you cancelled the call',
+    failed: 'the call could not be placed',
   };
 
   function endReasonText(reason) {
@@ -425,19 +462,28 @@
       render();
       return;
     }
+    accepting = null;
+    call = newCall(ring.consultation_id, ring.caller || ring.customer_name || ring.customer_id, stream);
+    render();
+    await sendOffer(call, (sdp) => ({ type: 'accept', consultation_id: ring.consultation_id, sdp_offer: sdp }));
+  }
+
+  // The browser side of any call (an accepted ring, a joined meet, an outgoing call): the
+  // microphone track, the caller's audio, connection state, trickled candidates.
+  function newCall(consultationId, peerLabel, stream) {
     // Loopback/LAN: no STUN/TURN servers needed; host candidates in the offer.
     const pc = new RTCPeerConnection({ iceServers: [] });
-    call = {
-      consultationId: ring.consultation_id,
-      peer: ring.caller || ring.customer_name || ring.customer_id,
+    const c = {
+      consultationId,
+      peer: peerLabel,
       pc,
       stream,
       muted: false,
       answered: false,
       offerSent: false,
     };
-    accepting = null;
     $('dtmf-received').textContent = '';
+    $('participants').textContent = '';
     $('call-state').textContent = 'Connecting…';
     for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     pc.ontrack = (ev) => {
@@ -449,7 +495,7 @@
     };
     pc.onicecandidate = (ev) => {
       // Candidates found after the offer went out are trickled; the offer carries the rest.
-      if (!call || call.pc !== pc || !call.offerSent) return;
+      if (!call || call.pc !== pc || !call.offerSent || !call.consultationId) return;
       send({
         type: 'ice_candidate',
         consultation_id: call.consultationId,
@@ -465,18 +511,64 @@
       }[s] || s;
       $('call-state').dataset.state = s;
     };
-    render();
+    return c;
+  }
+
+  // Creates the offer, waits for host candidates, and sends `build(sdp)` to the gateway.
+  async function sendOffer(c, build) {
     try {
-      const offer = await pc.createOffer({ offerToReceiveAudio: true });
-      await pc.setLocalDescription(offer);
-      await iceGatheringComplete(pc, 2000);
-      if (!call || call.pc !== pc) return;
-      call.offerSent = true;
-      send({ type: 'accept', consultation_id: call.consultationId, sdp_offer: pc.localDescription.sdp });
+      const offer = await c.pc.createOffer({ offerToReceiveAudio: true });
+      await c.pc.setLocalDescription(offer);
+      await iceGatheringComplete(c.pc, 2000);
+      if (!call || call !== c) return;
+      c.offerSent = true;
+      send(build(c.pc.localDescription.sdp));
     } catch (e) {
       notice(`Could not start the call: ${e && e.message}`);
       endCallLocally('media_failed');
       render();
+    }
+  }
+
+  // An outgoing call to a customer's number (the gateway opens a new consultation).
+  async function callCustomer(number) {
+    if (call || !number) return;
+    enableSound();
+    const stream = await getMicrophone();
+    if (!stream) return;
+    call = newCall(null, number, stream);
+    render();
+    $('call-state').textContent = 'Calling…';
+    await sendOffer(call, (sdp) => ({ type: 'call_customer', customer_number: number, sdp_offer: sdp }));
+  }
+
+  // Joins a call another manager invited us into.
+  async function joinMeet(consultationId) {
+    const invite = invites.get(consultationId);
+    if (call || !invite) return;
+    invites.delete(consultationId);
+    enableSound();
+    const stream = await getMicrophone();
+    if (!stream) return;
+    call = newCall(consultationId, invite.caller || 'the caller', stream);
+    renderInvites();
+    render();
+    await sendOffer(call, (sdp) => ({ type: 'join', consultation_id: consultationId, sdp_offer: sdp }));
+  }
+
+  function renderInvites() {
+    const box = $('invites');
+    box.textContent = '';
+    for (const inv of invites.values()) {
+      const p = document.createElement('p');
+      p.textContent = `${inv.invited_by} invites you into a call with ${inv.caller || 'a customer'} `;
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'primary';
+      b.textContent = 'Join';
+      b.addEventListener('click', () => joinMeet(inv.consultation_id));
+      p.appendChild(b);
+      box.appendChild(p);
     }
   }
 
@@ -529,15 +621,22 @@
 
   function hangup() {
     if (!call) return;
+    if (!call.consultationId) {
+      // An outgoing call the gateway has not opened yet: nothing to hang up there.
+      endCallLocally('cancelled');
+      render();
+      return;
+    }
     send({ type: 'hangup', consultation_id: call.consultationId });
     $('call-state').textContent = 'Hanging up…';
   }
 
-  // "Leave only me" vs "leave for everyone": with one manager on a phone call they are the same
-  // (the call ends with a BYE to the carrier), so both send `hangup` for now. Multi-party meets
-  // come later; then "leave only me" will leave the others connected.
+  // "Leave only me" keeps the call up for the other managers in it; when nobody is left the
+  // gateway ends it (BYE to the carrier). "Leave for everyone" ends it at once.
   function leaveOnlyMe() {
-    hangup();
+    if (!call || !call.consultationId) return hangup();
+    send({ type: 'leave', consultation_id: call.consultationId });
+    $('call-state').textContent = 'Leaving…';
   }
 
   function leaveForEveryone() {
@@ -687,6 +786,18 @@
     $('mute').addEventListener('click', toggleMute);
     $('leave-me').addEventListener('click', leaveOnlyMe);
     $('leave-all').addEventListener('click', leaveForEveryone);
+    $('dial-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      callCustomer($('dial-number').value.trim());
+    });
+    $('invite-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const managerId = $('invite-manager').value.trim();
+      if (call && call.consultationId && managerId) {
+        send({ type: 'invite_manager', consultation_id: call.consultationId, manager_id: managerId });
+        notice(`Invited ${managerId}.`);
+      }
+    });
     window.addEventListener('keydown', onKeyDown, true);
     // The microphone permission may change while the page is open (site settings).
     if (navigator.permissions && navigator.permissions.query) {

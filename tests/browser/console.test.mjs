@@ -148,7 +148,8 @@ try {
   if (notice.startsWith('Gateway:')) fail(`DTMF refused: ${notice}`);
   log('keypad:', notice);
 
-  // Leave for everyone (Ctrl+Shift+O); LEAVE=only_me uses Ctrl+O (the same with one manager).
+  // Leave for everyone (Ctrl+Shift+O); LEAVE=only_me uses Ctrl+O (this manager leaves; being the
+  // last one in the call, the gateway ends it, so the reason is the same).
   const leaveKeys = process.env.LEAVE === 'only_me' ? 'Control+O' : 'Control+Shift+O';
   await page.keyboard.press(leaveKeys);
   await waitState('idle', 10000).catch(async () => fail(`not idle after ${leaveKeys} (state ${await state()})`));

@@ -153,3 +153,33 @@ async fn console_guards_microphone_in_app_and_unsupported_browsers() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn console_calls_a_customer_through_the_trunk() {
+    if !browser_available() {
+        return;
+    }
+    // The carrier: a sipp UAS that challenges with 401, rings with early media, answers, and
+    // hangs up 1.5 s after the ACK.
+    let uas = crate::outbound::SippUas::start("uas_auth_answer.xml").await;
+    let gw = Gateway::start(GatewayOptions {
+        edit: crate::outbound::trunk_edit(uas.port, 120_000, false),
+        ..Default::default()
+    })
+    .await
+    .expect("gateway");
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        node("outbound.test.mjs", gw.http).output(),
+    )
+    .await
+    .expect("outbound browser test timed out")
+    .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("DONE"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    uas.finish().await.expect("sipp UAS scenario");
+}

@@ -15,13 +15,13 @@ use crate::webrtc_manager::PendingMedia;
 const WAIT: Duration = Duration::from_secs(15);
 
 /// sipp as a UAS on a free port: the carrier's outbound proxy / registrar.
-struct SippUas {
-    port: u16,
+pub(crate) struct SippUas {
+    pub(crate) port: u16,
     task: tokio::task::JoinHandle<anyhow::Result<std::process::Output>>,
 }
 
 impl SippUas {
-    async fn start(name: &str) -> SippUas {
+    pub(crate) async fn start(name: &str) -> SippUas {
         let port = free_port("127.0.0.1");
         let media_port = free_port("127.0.0.1");
         let mut cmd = tokio::process::Command::new("sipp");
@@ -40,7 +40,7 @@ impl SippUas {
         SippUas { port, task }
     }
 
-    async fn finish(self) -> anyhow::Result<()> {
+    pub(crate) async fn finish(self) -> anyhow::Result<()> {
         let out = tokio::time::timeout(Duration::from_secs(45), self.task)
             .await
             .context("sipp did not finish")???;
@@ -65,7 +65,7 @@ impl SippUas {
 }
 
 /// The demo trunk with an outbound proxy (and optionally registration) at sipp's port.
-fn trunk_edit(
+pub(crate) fn trunk_edit(
     port: u16,
     ring_timeout_ms: u64,
     register: bool,
