@@ -45,8 +45,9 @@ async fn session(state: Arc<AppState>, manager: Manager, mut socket: WebSocket) 
         presence: Presence::Online,
         do_not_disturb,
     };
-    // Consultations currently ringing this session: told to the call if the socket goes away.
-    let mut ringing: HashSet<String> = HashSet::new();
+    // Consultations ringing this session or in a call with it: told to the call if the socket
+    // goes away (a closed console must not keep a call or a ring).
+    let mut live: HashSet<String> = HashSet::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     let mut alive = send_json(&mut socket, &hello).await;
@@ -56,10 +57,18 @@ async fn session(state: Arc<AppState>, manager: Manager, mut socket: WebSocket) 
                 let Some(msg) = out else { break };
                 match &msg {
                     ServerMessage::Ring { consultation_id, .. } => {
-                        ringing.insert(consultation_id.clone());
+                        live.insert(consultation_id.clone());
                     }
                     ServerMessage::RingStopped { consultation_id, .. } => {
-                        ringing.remove(consultation_id);
+                        live.remove(consultation_id);
+                    }
+                    // In a call (answered, joined or placed from here) until it ends for us.
+                    ServerMessage::CallAnswered { consultation_id, .. }
+                    | ServerMessage::OutboundStarted { consultation_id, .. } => {
+                        live.insert(consultation_id.clone());
+                    }
+                    ServerMessage::CallEnded { consultation_id, .. } => {
+                        live.remove(consultation_id);
                     }
                     _ => {}
                 }
@@ -93,7 +102,7 @@ async fn session(state: Arc<AppState>, manager: Manager, mut socket: WebSocket) 
         if let Err(e) = state.db.set_presence(&manager.id, false).await {
             tracing::warn!(manager = %manager.id, error = %e, "could not clear presence");
         }
-        for consultation_id in ringing {
+        for consultation_id in live {
             state.calls.send(
                 &consultation_id,
                 CallInput::SessionGone {

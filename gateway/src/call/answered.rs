@@ -1001,6 +1001,12 @@ impl InCall<'_> {
                     return Ok(Some(o));
                 }
             }
+            // The manager's last console closed: they are gone from the call, as if they left.
+            CallInput::SessionGone { manager_id } if self.in_call(&manager_id) => {
+                if let Some(o) = self.leave(manager_id, "left").await {
+                    return Ok(Some(o));
+                }
+            }
             CallInput::InviteManager {
                 manager_id,
                 invitee_id,

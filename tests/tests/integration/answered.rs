@@ -485,3 +485,31 @@ async fn session_timers_per_rfc_4028() {
     assert_eq!(header(&ok, "Session-Expires"), ["1800;refresher=uac"]);
     assert_eq!(header(&ok, "Require"), ["timer"]);
 }
+
+#[tokio::test]
+async fn a_closed_console_leaves_the_call_and_the_carrier_gets_a_bye() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let c = connect(&gw, "gone-1", false).await;
+    let media = c.media.report.clone();
+    wait_for("media", || media.tone_frames.load(Ordering::Relaxed) >= 5).await;
+    // The manager's only console goes away (tab closed): the last manager is gone, so is the call.
+    c.manager.close().await;
+    let bye = loop {
+        let msg = c
+            .sip
+            .recv(WAIT)
+            .await
+            .expect("BYE after the console closed");
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(bye.contains("Call-ID: gone-1"), "{bye}");
+    let rec = record(&gw, &c.consultation_id).await;
+    assert!(
+        rec.answered_at_ms.is_some() && rec.ended_at_ms.is_some(),
+        "{rec:?}"
+    );
+}
