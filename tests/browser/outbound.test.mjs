@@ -14,19 +14,27 @@ const watchdog = setTimeout(async () => {
   say('FAIL timed out (whole test)');
   await browser.close().catch(() => {});
   process.exit(1);
-}, 60000);
+}, 100000);
 let code = 0;
 try {
   const page = await (await browser.newContext()).newPage();
   page.on('console', (m) => log(`console.${m.type()}:`, m.text()));
   await signIn(page, base, token);
   await page.getByRole('button', { name: 'Enable sound' }).click();
+  // Record every call-state text as it changes (polling could miss a short ringing phase).
+  await page.evaluate(() => {
+    window.__states = [];
+    const el = document.getElementById('call-state');
+    new MutationObserver(() => window.__states.push(el.textContent)).observe(el, {
+      childList: true, characterData: true, subtree: true,
+    });
+  });
   await page.locator('#dial-number').fill(number);
   await page.getByRole('button', { name: 'Call', exact: true }).click();
   // The console shows the call while it is placed, answered, and then ended by the customer.
-  await page.waitForFunction(() => ['connecting', 'in_call'].includes(document.body.dataset.state), null, { timeout: 10000 });
+  await page.waitForFunction(() => ['connecting', 'in_call'].includes(document.body.dataset.state), null, { timeout: 30000 });
   const states = [];
-  const deadline = Date.now() + 30000;
+  const deadline = Date.now() + 60000;
   let reason = null;
   while (Date.now() < deadline) {
     const s = await page.evaluate(() => ({
@@ -41,6 +49,7 @@ try {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  states.push(...(await page.evaluate(() => window.__states)));
   log('call states seen:', states.join(' → '));
   if (reason !== 'customer_hung_up') fail(`ended with ${reason}, states ${states.join(' → ')}`);
   if (!states.some((t) => /Ringing/.test(t))) fail(`no ringing state shown: ${states.join(' → ')}`);

@@ -169,7 +169,7 @@ async fn console_calls_a_customer_through_the_trunk() {
     .await
     .expect("gateway");
     let out = tokio::time::timeout(
-        Duration::from_secs(90),
+        Duration::from_secs(150),
         node("outbound.test.mjs", gw.http).output(),
     )
     .await

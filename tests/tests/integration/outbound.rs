@@ -29,7 +29,7 @@ impl SippUas {
             .arg(scenario(name))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
             .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
-            .args(["-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"])
+            .args(["-m", "1", "-timeout", "100s", "-timeout_error", "-nostdin"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -41,7 +41,7 @@ impl SippUas {
     }
 
     pub(crate) async fn finish(self) -> anyhow::Result<()> {
-        let out = tokio::time::timeout(Duration::from_secs(45), self.task)
+        let out = tokio::time::timeout(Duration::from_secs(110), self.task)
             .await
             .context("sipp did not finish")???;
         if !out.status.success() {
