@@ -24,4 +24,4 @@ export GATEWAY_REQUIRE_BROWSER=1
 
 # Two cores: keep the build and the test threads within them.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
