@@ -12,6 +12,7 @@ use media::tone::{generate_sine, ToneDetector};
 use schemas::ws::{ClientMessage, ServerMessage};
 use tokio::net::UdpSocket;
 
+use crate::harness::{call_ended, ended_record, wait_for};
 use crate::harness::{Gateway, GatewayOptions, Manager};
 use crate::raw_sip::{header, status, RawUdp};
 use crate::webrtc_manager::{sdp_rtp_addr, ManagerMedia, PendingMedia};
@@ -209,40 +210,6 @@ async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected
     }
 }
 
-async fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn call_ended(m: &mut Manager) -> String {
-    loop {
-        if let ServerMessage::CallEnded { reason, .. } = m.next(WAIT).await.expect("call_ended") {
-            return reason;
-        }
-    }
-}
-
-async fn record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
-    for _ in 0..50 {
-        let calls = gw
-            .db()
-            .calls_for_consultation(consultation_id)
-            .await
-            .unwrap();
-        if calls[0].ended_at_ms.is_some() {
-            return calls.into_iter().next().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("call record never ended");
-}
-
 #[tokio::test]
 async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
     let gw = Gateway::start(GatewayOptions::default())
@@ -272,7 +239,7 @@ async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
     assert_eq!(status(&r), Some(200), "{r}");
     assert!(header(&r, "CSeq")[0].ends_with("BYE"));
     assert_eq!(call_ended(&mut c.manager).await, "customer_hung_up");
-    let rec = record(&gw, &c.consultation_id).await;
+    let rec = ended_record(&gw, &c.consultation_id).await;
     assert!(rec.answered_at_ms.is_some());
     assert_eq!(rec.end_reason.as_deref(), Some("customer_hung_up"));
     assert_eq!(rec.ended_by.as_deref(), Some("customer"));
@@ -305,7 +272,7 @@ async fn the_manager_hangs_up_with_a_bye_to_the_carrier() {
     assert!(header(&bye, "From")[0].contains(";tag="), "{bye}");
     assert!(header(&bye, "To")[0].contains("tag=c-ans-2"), "{bye}");
     assert_eq!(call_ended(&mut c.manager).await, "manager_hung_up");
-    let rec = record(&gw, &c.consultation_id).await;
+    let rec = ended_record(&gw, &c.consultation_id).await;
     assert_eq!(rec.ended_by.as_deref(), Some("manager-1"));
 }
 
@@ -331,7 +298,7 @@ async fn carrier_media_silence_ends_the_call_with_media_timeout() {
     };
     assert!(header(&bye, "Reason")[0].contains("media_timeout"), "{bye}");
     assert_eq!(call_ended(&mut c.manager).await, "media_timeout");
-    let rec = record(&gw, &c.consultation_id).await;
+    let rec = ended_record(&gw, &c.consultation_id).await;
     assert_eq!(rec.end_reason.as_deref(), Some("media_timeout"));
 }
 
@@ -507,7 +474,7 @@ async fn a_closed_console_leaves_the_call_and_the_carrier_gets_a_bye() {
         }
     };
     assert!(bye.contains("Call-ID: gone-1"), "{bye}");
-    let rec = record(&gw, &c.consultation_id).await;
+    let rec = ended_record(&gw, &c.consultation_id).await;
     assert!(
         rec.answered_at_ms.is_some() && rec.ended_at_ms.is_some(),
         "{rec:?}"

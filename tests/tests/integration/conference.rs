@@ -14,6 +14,7 @@ use schemas::ws::{ClientMessage, ServerMessage};
 use tokio::net::UdpSocket;
 
 use crate::answered::{in_dialog, invite_with_sdp};
+use crate::harness::{call_ended, ended_record, wait_for};
 use crate::harness::{Gateway, GatewayOptions, Manager};
 use crate::raw_sip::{header, status, RawUdp};
 use crate::webrtc_manager::{sdp_rtp_addr, PendingMedia};
@@ -76,17 +77,6 @@ fn carrier(socket: UdpSocket, gateway: SocketAddr, listen: &[f32]) -> Carrier {
     Carrier { heard, task }
 }
 
-async fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn answer_of(m: &mut Manager) -> String {
     loop {
         match m.next(WAIT).await.expect("call_answered") {
@@ -97,35 +87,12 @@ async fn answer_of(m: &mut Manager) -> String {
     }
 }
 
-async fn call_ended(m: &mut Manager) -> String {
-    loop {
-        if let ServerMessage::CallEnded { reason, .. } = m.next(WAIT).await.expect("call_ended") {
-            return reason;
-        }
-    }
-}
-
 async fn error_code(m: &mut Manager) -> String {
     loop {
         if let ServerMessage::Error { code, .. } = m.next(WAIT).await.expect("error") {
             return code;
         }
     }
-}
-
-async fn ended_record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
-    for _ in 0..50 {
-        let calls = gw
-            .db()
-            .calls_for_consultation(consultation_id)
-            .await
-            .unwrap();
-        if calls[0].ended_at_ms.is_some() {
-            return calls.into_iter().next().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("call record never ended");
 }
 
 #[tokio::test]

@@ -386,3 +386,42 @@ impl Sipp {
         Ok(())
     }
 }
+
+/// Polls `cond` every 50 ms for up to 10 s.
+pub async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for this manager's `call_ended` and returns its reason.
+pub async fn call_ended(m: &mut Manager) -> String {
+    loop {
+        if let ServerMessage::CallEnded { reason, .. } =
+            m.next(Duration::from_secs(10)).await.expect("call_ended")
+        {
+            return reason;
+        }
+    }
+}
+
+/// The consultation's call record once it has ended (the actor writes after answering SIP).
+pub async fn ended_record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
+    for _ in 0..100 {
+        let calls = gw
+            .db()
+            .calls_for_consultation(consultation_id)
+            .await
+            .expect("calls");
+        if calls.first().is_some_and(|c| c.ended_at_ms.is_some()) {
+            return calls.into_iter().next().expect("a call");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("call record never ended");
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use schemas::ws::{ClientMessage, ServerMessage};
 
+use crate::harness::ended_record;
 use crate::harness::{free_port, scenario, Gateway, GatewayOptions, Manager};
 use crate::webrtc_manager::PendingMedia;
 
@@ -130,21 +131,6 @@ async fn until_ended(m: &mut Manager) -> Vec<ServerMessage> {
             return seen;
         }
     }
-}
-
-async fn ended_record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
-    for _ in 0..100 {
-        let calls = gw
-            .db()
-            .calls_for_consultation(consultation_id)
-            .await
-            .unwrap();
-        if calls.first().is_some_and(|c| c.ended_at_ms.is_some()) {
-            return calls.into_iter().next().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("call record never ended");
 }
 
 fn ended_reason(seen: &[ServerMessage]) -> String {

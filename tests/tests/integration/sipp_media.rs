@@ -17,6 +17,7 @@ use media::rtp::{self, RtpHeader};
 use media::tone::generate_sine;
 use schemas::ws::{ClientMessage, ServerMessage};
 
+use crate::harness::ended_record;
 use crate::harness::{ring_during, Gateway, GatewayOptions, Sipp, TempDir};
 use crate::webrtc_manager::{ManagerMedia, PendingMedia};
 
@@ -358,21 +359,6 @@ async fn sipp_call_with(
     drop(media);
     manager.close().await;
     result
-}
-
-async fn ended_record(gw: &Gateway, consultation_id: &str) -> gateway::db::CallRecord {
-    for _ in 0..100 {
-        let calls = gw
-            .db()
-            .calls_for_consultation(consultation_id)
-            .await
-            .unwrap();
-        if calls.first().is_some_and(|c| c.ended_at_ms.is_some()) {
-            return calls.into_iter().next().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("call record never ended");
 }
 
 /// Answered, ended for `reason` by `by`, charged one started minute at the demo rate.
