@@ -41,6 +41,34 @@ const WEBRTC_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const OPUS_BITRATE_BPS: u32 = 24_000;
 const OPUS_COMPLEXITY: u8 = 5;
 
+/// The bridge for a negotiated carrier codec, with random SSRC, first sequence number and
+/// timestamps (RFC 3550 §5.1). Shared by inbound and outbound calls.
+pub(crate) fn carrier_bridge(
+    codec: (u8, sdp::Codec),
+    telephone_event_pt: Option<u8>,
+    now: Instant,
+) -> Result<PhoneBridge, media::bridge::BridgeError> {
+    let mut rng = rand::thread_rng();
+    let law = match codec.1 {
+        sdp::Codec::Pcmu => G711Law::Ulaw,
+        sdp::Codec::Pcma => G711Law::Alaw,
+    };
+    PhoneBridge::new(
+        BridgeConfig {
+            law,
+            carrier_payload_type: codec.0,
+            carrier_dtmf_payload_type: telephone_event_pt,
+            opus_bitrate_bps: OPUS_BITRATE_BPS,
+            opus_complexity: OPUS_COMPLEXITY,
+            carrier_ssrc: rng.gen(),
+            carrier_first_sequence: rng.gen(),
+            carrier_first_timestamp: rng.gen(),
+            browser_first_timestamp: rng.gen(),
+        },
+        now,
+    )
+}
+
 /// Why the call ended, as stored on the call record and sent to the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -841,10 +869,7 @@ impl InCall<'_> {
     async fn connect_carrier(&mut self, record: &db::CallRecord) -> anyhow::Result<()> {
         let ctx = self.ctx;
         let now = Instant::now();
-        let (session_id, ssrc, seq, ts, browser_ts): (u64, u32, u16, u32, u32) = {
-            let mut rng = rand::thread_rng();
-            (rng.gen(), rng.gen(), rng.gen(), rng.gen(), rng.gen())
-        };
+        let session_id: u64 = rand::thread_rng().gen();
         let local = sdp::LocalMedia {
             address: self.local_rtp.ip(),
             rtp_port: self.local_rtp.port(),
@@ -860,22 +885,9 @@ impl InCall<'_> {
         self.local_media = Some(local);
         self.carrier_remote = Some(answer.remote_rtp);
         self.apply_direction(answer.direction);
-        let law = match answer.codec.1 {
-            sdp::Codec::Pcmu => G711Law::Ulaw,
-            sdp::Codec::Pcma => G711Law::Alaw,
-        };
-        self.bridge = Some(PhoneBridge::new(
-            BridgeConfig {
-                law,
-                carrier_payload_type: answer.codec.0,
-                carrier_dtmf_payload_type: answer.telephone_event_pt,
-                opus_bitrate_bps: OPUS_BITRATE_BPS,
-                opus_complexity: OPUS_COMPLEXITY,
-                carrier_ssrc: ssrc,
-                carrier_first_sequence: seq,
-                carrier_first_timestamp: ts,
-                browser_first_timestamp: browser_ts,
-            },
+        self.bridge = Some(carrier_bridge(
+            answer.codec,
+            answer.telephone_event_pt,
             now,
         )?);
         let mut response =

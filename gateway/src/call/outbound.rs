@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use media::bridge::{BridgeConfig, BridgeOutput, PhoneBridge};
-use media::g711::G711Law;
+use media::bridge::{BridgeOutput, PhoneBridge};
 use rand::Rng;
 use schemas::missed::MissedReason;
 use schemas::ws::ServerMessage;
@@ -44,8 +43,6 @@ use crate::state::AppState;
 
 /// How long the browser has to complete ICE and DTLS before we give up (no INVITE sent).
 const WEBRTC_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const OPUS_BITRATE_BPS: u32 = 24_000;
-const OPUS_COMPLEXITY: u8 = 5;
 /// Challenges answered per call before giving up (a second one means wrong credentials,
 /// unless it says `stale=true`).
 const MAX_AUTH_ATTEMPTS: u32 = 3;
@@ -952,26 +949,9 @@ impl<'a> Dialing<'a> {
             n.codec == negotiated.codec && n.telephone_event_pt == negotiated.telephone_event_pt
         });
         if !same_codec {
-            let (ssrc, seq, ts, browser_ts): (u32, u16, u32, u32) = {
-                let mut rng = rand::thread_rng();
-                (rng.gen(), rng.gen(), rng.gen(), rng.gen())
-            };
-            let law = match negotiated.codec.1 {
-                sdp::Codec::Pcmu => G711Law::Ulaw,
-                sdp::Codec::Pcma => G711Law::Alaw,
-            };
-            self.bridge = Some(PhoneBridge::new(
-                BridgeConfig {
-                    law,
-                    carrier_payload_type: negotiated.codec.0,
-                    carrier_dtmf_payload_type: negotiated.telephone_event_pt,
-                    opus_bitrate_bps: OPUS_BITRATE_BPS,
-                    opus_complexity: OPUS_COMPLEXITY,
-                    carrier_ssrc: ssrc,
-                    carrier_first_sequence: seq,
-                    carrier_first_timestamp: ts,
-                    browser_first_timestamp: browser_ts,
-                },
+            self.bridge = Some(super::answered::carrier_bridge(
+                negotiated.codec,
+                negotiated.telephone_event_pt,
                 Instant::now(),
             )?);
         }
