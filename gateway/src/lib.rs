@@ -10,6 +10,7 @@ pub mod call;
 pub mod config;
 pub mod db;
 pub mod hub;
+pub mod media_metrics;
 pub mod net;
 pub mod number_directory;
 pub mod phone_number;

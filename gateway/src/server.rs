@@ -12,6 +12,7 @@ use crate::api::auth::token_sha256;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::hub::ManagerHub;
+use crate::media_metrics::MediaMetrics;
 use crate::number_directory::NumberDirectory;
 use crate::rtp_ports::RtpPorts;
 use crate::sip_service::service::{ServiceParts, COMMAND_QUEUE_LEN};
@@ -181,6 +182,8 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         rtp_ports,
         webrtc_certificate,
         sip: cmd_tx.clone(),
+        media: MediaMetrics::default(),
+        media_tick_origin: std::time::Instant::now(),
     });
     let sip_stats = Arc::new(SipStats::default());
     let transport_stats = Arc::new(TransportStats::default());

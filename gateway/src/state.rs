@@ -9,6 +9,7 @@ use crate::call::CallInput;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::ManagerHub;
+use crate::media_metrics::MediaMetrics;
 use crate::number_directory::NumberDirectory;
 use crate::rtp_ports::RtpPorts;
 use crate::sip_service::SipCommand;
@@ -26,6 +27,10 @@ pub struct AppState {
     pub webrtc_certificate: String,
     /// The SIP service's command queue (the console places outgoing calls through it).
     pub sip: mpsc::Sender<SipCommand>,
+    /// Media counters over all calls of this node (`/metrics`).
+    pub media: MediaMetrics,
+    /// Where the grid that calls' media ticks start on is counted from.
+    pub media_tick_origin: std::time::Instant,
 }
 
 /// Live calls on this node by consultation id, so a decline from a browser reaches the call's

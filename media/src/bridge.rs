@@ -120,6 +120,15 @@ pub struct BridgeStats {
     pub packets_to_carrier: u64,
     pub digits_from_carrier: u64,
     pub digits_to_carrier: u64,
+    /// Carrier audio packets the jitter buffer threw away: too late for their slot, beyond
+    /// its window, or oversized. Duplicates are not counted: nothing was lost.
+    pub carrier_discarded: u64,
+    /// The same for the managers' Opus packets, all legs together.
+    pub browser_discarded: u64,
+}
+
+fn discarded(s: &crate::jitter::JitterStats) -> u64 {
+    s.late + s.overflow_dropped + s.oversize_dropped
 }
 
 /// One manager's browser: its Opus stream in and out.
@@ -206,8 +215,17 @@ impl PhoneBridge {
         })
     }
 
-    pub fn stats(&self) -> &BridgeStats {
-        &self.stats
+    pub fn stats(&self) -> BridgeStats {
+        BridgeStats {
+            carrier_discarded: discarded(&self.carrier_jitter.stats()),
+            browser_discarded: self.stats.browser_discarded
+                + self
+                    .legs
+                    .iter()
+                    .map(|l| discarded(&l.jitter.stats()))
+                    .sum::<u64>(),
+            ..self.stats.clone()
+        }
     }
 
     /// When the carrier last sent a usable RTP packet (for the media inactivity timeout).
@@ -295,9 +313,13 @@ impl PhoneBridge {
 
     /// Removes a manager leg (the manager left only themselves). True if it existed.
     pub fn remove_leg(&mut self, leg: LegId) -> bool {
-        let before = self.legs.len();
-        self.legs.retain(|l| l.id != leg);
-        self.legs.len() != before
+        let Some(i) = self.legs.iter().position(|l| l.id == leg) else {
+            return false;
+        };
+        let gone = self.legs.remove(i);
+        // Keep the counter monotonic once the leg's jitter buffer is gone.
+        self.stats.browser_discarded += discarded(&gone.jitter.stats());
+        true
     }
 
     /// Manager legs in the bridge.

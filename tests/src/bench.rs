@@ -76,3 +76,25 @@ pub fn ports_free(ports: &[u16]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The gateway's `/metrics` as name → value (HTTP/1.0 over loopback; labelled series skipped).
+pub async fn scrape_metrics(
+    http_port: u16,
+) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", http_port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let body = text.split_once("\r\n\r\n").context("HTTP response")?.1;
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect())
+}

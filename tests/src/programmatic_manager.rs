@@ -18,6 +18,8 @@ pub struct MediaReport {
     pub connected: AtomicBool,
     pub frames_received: AtomicU64,
     pub frames_sent: AtomicU64,
+    /// Frames sent more than 20 ms after they were due (the sender itself was starved).
+    pub frames_sent_late: AtomicU64,
     /// Received 20 ms frames in which the expected tone dominates.
     pub tone_frames: AtomicU64,
 }
@@ -57,33 +59,92 @@ impl PendingMedia {
     /// As [`PendingMedia::start`], counting frames where `expect_hz` carries at least
     /// `threshold` of the energy (a conference mixes several tones into one frame).
     pub fn start_with_threshold(
-        mut self,
+        self,
         answer: &str,
         send_hz: f32,
         expect_hz: f32,
         threshold: f32,
     ) -> anyhow::Result<ManagerMedia> {
+        let listen = Listen::Detect {
+            hz: expect_hz,
+            threshold,
+        };
+        self.run(answer, Send::Tone(send_hz), listen)
+    }
+
+    /// For load: sends the same pre-encoded Opus frames over and over (see [`precode_tone`])
+    /// and, unless `detect_hz` is given, only counts what arrives instead of decoding it, so
+    /// that many managers fit on the machine next to the gateway they load.
+    pub fn start_precoded(
+        self,
+        answer: &str,
+        frames: Arc<Vec<Vec<u8>>>,
+        detect_hz: Option<f32>,
+    ) -> anyhow::Result<ManagerMedia> {
+        let listen = match detect_hz {
+            Some(hz) => Listen::Detect { hz, threshold: 0.5 },
+            None => Listen::Count,
+        };
+        self.run(answer, Send::Precoded(frames), listen)
+    }
+
+    fn run(mut self, answer: &str, send: Send, listen: Listen) -> anyhow::Result<ManagerMedia> {
         self.peer.accept_answer(Instant::now(), answer)?;
         let report = Arc::new(MediaReport::default());
         let r = report.clone();
         let task = tokio::spawn(async move {
-            let _ = run_media(self.peer, self.socket, r, send_hz, expect_hz, threshold).await;
+            let _ = run_media(self.peer, self.socket, r, send, listen).await;
         });
         Ok(ManagerMedia { report, task })
     }
+}
+
+/// What a manager sends every 20 ms.
+enum Send {
+    /// A sine at this frequency, encoded frame by frame.
+    Tone(f32),
+    /// These Opus frames in a loop.
+    Precoded(Arc<Vec<Vec<u8>>>),
+}
+
+/// What a manager does with what it receives.
+enum Listen {
+    /// Decode, and count frames where `hz` carries at least `threshold` of the energy.
+    Detect { hz: f32, threshold: f32 },
+    /// Count frames only.
+    Count,
+}
+
+/// `seconds` of a sine at `hz` as 20 ms Opus frames (24 kb/s, complexity 5, 8 kHz). With a
+/// whole number of cycles per second, looping the frames keeps the tone continuous.
+pub fn precode_tone(hz: f32, seconds: u32) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut encoder = OpusEncoder8k::new(24_000, 5)?;
+    let mut opus = vec![0u8; 1275];
+    let mut frames = Vec::new();
+    for frame in 0..u64::from(seconds) * 50 {
+        let mut tone = [0i16; 160];
+        generate_sine(hz, 8000.0, 8000, frame * 160, &mut tone);
+        let n = encoder.encode(&tone, &mut opus)?;
+        frames.push(opus[..n].to_vec());
+    }
+    Ok(frames)
 }
 
 async fn run_media(
     mut peer: WebRtcPeer,
     socket: UdpSocket,
     report: Arc<MediaReport>,
-    send_hz: f32,
-    expect_hz: f32,
-    threshold: f32,
+    send: Send,
+    listen: Listen,
 ) -> anyhow::Result<()> {
     let mut encoder = OpusEncoder8k::new(24_000, 5)?;
     let mut decoder = OpusDecoder8k::new()?;
-    let detector = ToneDetector::new(expect_hz, 8000, 160).with_threshold(threshold);
+    let detector = match listen {
+        Listen::Detect { hz, threshold } => {
+            Some(ToneDetector::new(hz, 8000, 160).with_threshold(threshold))
+        }
+        Listen::Count => None,
+    };
     let mut buf = vec![0u8; 2048];
     let mut opus = vec![0u8; 1275];
     let mut pcm = [0i16; 960];
@@ -98,6 +159,7 @@ async fn run_media(
                 PeerEvent::Connected => report.connected.store(true, Ordering::Relaxed),
                 PeerEvent::AudioFrame { payload, .. } if !payload.is_empty() => {
                     report.frames_received.fetch_add(1, Ordering::Relaxed);
+                    let Some(detector) = &detector else { continue };
                     if let Ok(n) = decoder.decode(&payload, &mut pcm) {
                         if n >= 160 && detector.detect(&pcm[..160]) {
                             report.tone_frames.fetch_add(1, Ordering::Relaxed);
@@ -110,12 +172,21 @@ async fn run_media(
         }
         let now = Instant::now();
         if report.connected.load(Ordering::Relaxed) && now >= next_frame {
-            let mut tone = [0i16; 160];
-            generate_sine(send_hz, 8000.0, 8000, frame * 160, &mut tone);
-            let n = encoder.encode(&tone, &mut opus)?;
+            let payload = match &send {
+                Send::Tone(hz) => {
+                    let mut tone = [0i16; 160];
+                    generate_sine(*hz, 8000.0, 8000, frame * 160, &mut tone);
+                    let n = encoder.encode(&tone, &mut opus)?;
+                    &opus[..n]
+                }
+                Send::Precoded(frames) => &frames[frame as usize % frames.len()][..],
+            };
             let ts = (frame as u32).wrapping_mul(RTP_TIMESTAMP_INCREMENT_20MS);
-            if peer.send_audio(now, &opus[..n], ts).is_ok() {
+            if peer.send_audio(now, payload, ts).is_ok() {
                 report.frames_sent.fetch_add(1, Ordering::Relaxed);
+                if now.saturating_duration_since(next_frame) > Duration::from_millis(20) {
+                    report.frames_sent_late.fetch_add(1, Ordering::Relaxed);
+                }
             }
             frame += 1;
             next_frame += Duration::from_millis(20);

@@ -16,9 +16,10 @@ use crate::state::AppState;
 pub use error::ApiError;
 
 pub fn router(state: Arc<AppState>, sip_stats: Arc<SipStats>) -> Router {
+    let media_state = state.clone();
     let metrics = get(move || {
-        let stats = sip_stats.clone();
-        async move { stats.render_prometheus() }
+        let (stats, state) = (sip_stats.clone(), media_state.clone());
+        async move { stats.render_prometheus() + &state.media.render_prometheus() }
     });
     Router::new()
         .route("/healthz", get(healthz))

@@ -2,6 +2,7 @@
 
 pub mod answered;
 pub mod inbound;
+mod media_socket;
 pub mod outbound;
 pub mod ringing;
 

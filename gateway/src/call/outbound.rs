@@ -952,6 +952,7 @@ impl<'a> Dialing<'a> {
             self.bridge = Some(super::answered::carrier_bridge(
                 negotiated.codec,
                 negotiated.telephone_event_pt,
+                self.state.media_tick_origin,
                 Instant::now(),
             )?);
         }

@@ -246,6 +246,20 @@ async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
     // Answered for a second or two: one started minute at the demo rate of 50.
     assert!(rec.billable_seconds >= 1, "{rec:?}");
     assert_eq!(rec.charge_minor, 50);
+    // The call added its media counters to /metrics when it ended.
+    let metrics = integration_tests::bench::scrape_metrics(gw.http.port())
+        .await
+        .expect("metrics");
+    for name in [
+        "media_carrier_packets_total",
+        "media_frames_to_browser_total",
+        "media_browser_packets_total",
+        "media_packets_to_carrier_total",
+    ] {
+        let value = metrics.get(name).copied().unwrap_or(0.0);
+        assert!(value >= 25.0, "{name} = {value}");
+    }
+    assert_eq!(metrics.get("media_carrier_discarded_total"), Some(&0.0));
 }
 
 #[tokio::test]
