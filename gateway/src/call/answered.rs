@@ -60,8 +60,7 @@ fn next_grid_instant(origin: Instant, now: Instant) -> Instant {
 ///
 /// Its ticks start on a 5 ms grid shared by every call of the node (`tick_origin`), so the
 /// runtime's timer wakes once for all the calls due in the same slot instead of once per
-/// call: at 100 calls that is the difference between the workers sleeping and waking
-/// thousands of times a second, and about a third of the gateway's CPU.
+/// call.
 pub(crate) fn carrier_bridge(
     codec: (u8, sdp::Codec),
     telephone_event_pt: Option<u8>,
