@@ -15,6 +15,8 @@ use crate::phone_number::{normalize_e164, PhoneNumberError};
 
 /// The longest a call may ring: a fixed product rule (PRODUCT.md, "Phone").
 pub const MAX_RING_TIMEOUT_MS: u64 = 120_000;
+/// An invite into a call lasts at most an hour.
+pub const MAX_MEET_INVITE_TIMEOUT_MS: u64 = 3_600_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -129,14 +131,21 @@ struct RawDatabase {
 struct RawCalls {
     #[serde(default = "default_ring_timeout_ms")]
     ring_timeout_ms: u64,
+    #[serde(default = "default_meet_invite_timeout_ms")]
+    meet_invite_timeout_ms: u64,
 }
 
 impl Default for RawCalls {
     fn default() -> Self {
         RawCalls {
             ring_timeout_ms: default_ring_timeout_ms(),
+            meet_invite_timeout_ms: default_meet_invite_timeout_ms(),
         }
     }
+}
+
+fn default_meet_invite_timeout_ms() -> u64 {
+    60_000
 }
 
 fn default_ring_timeout_ms() -> u64 {
@@ -295,6 +304,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub database_url: String,
     pub ring_timeout: Duration,
+    /// How long a manager invited into a call has to join before the invite lapses.
+    pub meet_invite_timeout: Duration,
     pub media: MediaConfig,
     pub channels: Vec<ChannelConfig>,
 }
@@ -526,6 +537,14 @@ impl Config {
             ));
         }
 
+        let meet_invite_timeout_ms = raw.calls.meet_invite_timeout_ms;
+        if meet_invite_timeout_ms == 0 || meet_invite_timeout_ms > MAX_MEET_INVITE_TIMEOUT_MS {
+            return Err(invalid(
+                "calls.meet_invite_timeout_ms",
+                format!("must be between 1 and {MAX_MEET_INVITE_TIMEOUT_MS} (one hour)"),
+            ));
+        }
+
         let media = validate_media(raw.media)?;
         let mut channels = Vec::new();
         let mut seen_numbers = std::collections::HashSet::new();
@@ -704,6 +723,7 @@ impl Config {
             http_listen,
             database_url,
             ring_timeout: Duration::from_millis(ring_timeout_ms),
+            meet_invite_timeout: Duration::from_millis(meet_invite_timeout_ms),
             media,
             channels,
         })
@@ -894,6 +914,7 @@ mod tests {
             .iter()
             .any(|m| m.admin && m.token == "demo-admin"));
         assert_eq!(cfg.ring_timeout, Duration::from_secs(120));
+        assert_eq!(cfg.meet_invite_timeout, Duration::from_secs(60));
         assert_eq!(
             (cfg.media.rtp_port_min, cfg.media.rtp_port_max),
             (20_000, 29_999)
@@ -915,6 +936,13 @@ mod tests {
         assert!(e.contains("channels[0].plan"), "{e}");
         let e = error_for(|s| s.replace("ring_timeout_ms = 120000", "ring_timeout_ms = 120001"));
         assert!(e.contains("calls.ring_timeout_ms"), "{e}");
+        let e = error_for(|s| {
+            s.replace(
+                "meet_invite_timeout_ms = 60000",
+                "meet_invite_timeout_ms = 0",
+            )
+        });
+        assert!(e.contains("calls.meet_invite_timeout_ms"), "{e}");
         let e = error_for(|s| s.replace("\"07012345678\"", "\"12\""));
         assert!(e.contains("channels[0].numbers[0]"), "{e}");
         let e = error_for(|s| s.replace("[http]", "[http]\nlisten_typo = 1"));

@@ -256,6 +256,12 @@
         notice(`${msg.invited_by} invites you into a call.`);
         renderInvites();
         break;
+      case 'meet_invite_expired':
+        if (invites.delete(msg.consultation_id)) {
+          notice('An invite into a call expired.');
+          renderInvites();
+        }
+        break;
       case 'meet_participants':
         if (call && call.consultationId === msg.consultation_id) {
           $('participants').textContent = (msg.manager_ids || []).join(', ');

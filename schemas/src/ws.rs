@@ -86,6 +86,8 @@ pub enum ServerMessage {
         /// The inviting manager's id.
         invited_by: String,
     },
+    /// An invite was not taken up in time and is no longer valid (a `join` would fail).
+    MeetInviteExpired { consultation_id: String },
     /// Someone joined or left the meet: the managers now in it (sent to every manager in it).
     MeetParticipants {
         consultation_id: String,

@@ -274,6 +274,13 @@ impl Drop for ManagerLeg {
     }
 }
 
+/// A manager invited into the call who has not joined yet.
+struct Invite {
+    manager_id: String,
+    invited_by: String,
+    expires_at: Instant,
+}
+
 /// The meet around the call: managers invited, managers joined (besides the first one).
 struct Conference {
     meet_id: String,
@@ -282,7 +289,7 @@ struct Conference {
     /// False once the answering manager left only themselves.
     primary_present: bool,
     legs: Vec<ManagerLeg>,
-    invited: Vec<String>,
+    invited: Vec<Invite>,
     tx: mpsc::Sender<(LegId, SocketAddr, Vec<u8>)>,
     rx: mpsc::Receiver<(LegId, SocketAddr, Vec<u8>)>,
     /// Who ended the call for everyone.
@@ -403,6 +410,7 @@ impl InCall<'_> {
                     if let Some(bridge) = self.bridge.as_mut() {
                         bridge.handle_timeout(now)?;
                     }
+                    self.expire_invites(now);
                     if now >= self.next_publish_at {
                         self.next_publish_at = now + METRICS_PUBLISH_INTERVAL;
                         self.publish_media_counters();
@@ -486,7 +494,35 @@ impl InCall<'_> {
                 at = at.min(t);
             }
         }
+        for invite in &self.conference.invited {
+            at = at.min(invite.expires_at);
+        }
         at
+    }
+
+    /// Invites nobody took up in time: the invitee's console drops it, the inviter hears why.
+    fn expire_invites(&mut self, now: Instant) {
+        let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conference.invited)
+            .into_iter()
+            .partition(|i| now >= i.expires_at);
+        self.conference.invited = live;
+        for invite in expired {
+            self.ctx.state.hub.send(
+                &invite.manager_id,
+                &ServerMessage::MeetInviteExpired {
+                    consultation_id: self.consultation_id.clone(),
+                },
+            );
+            self.error_to(
+                &invite.invited_by,
+                "meet.invite_expired",
+                format!(
+                    "manager {} did not join within {} s",
+                    invite.manager_id,
+                    self.ctx.state.config.meet_invite_timeout.as_secs_f32()
+                ),
+            );
+        }
     }
 
     fn media_timed_out(&self, now: Instant) -> Option<EndReason> {
@@ -630,8 +666,6 @@ impl InCall<'_> {
         }
     }
 
-    /// The call is over: close every WebRTC path and tell invited managers; the outcome says
-    /// which manager ended it, when one did.
     /// Adds what the bridge counted since the last time to the node's media metrics.
     fn publish_media_counters(&mut self) {
         if let Some(bridge) = &self.bridge {
@@ -641,6 +675,8 @@ impl InCall<'_> {
         }
     }
 
+    /// The call is over: close every WebRTC path and tell joined and invited managers; the
+    /// outcome says which manager ended it, when one did.
     async fn finish(&mut self, outcome: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
         self.publish_media_counters();
         self.peer.close();
@@ -654,9 +690,16 @@ impl InCall<'_> {
             Ok(Outcome::CancelledBeforeConnect) => EndReason::CustomerHungUp.as_str(),
             Err(_) => "media_failed",
         };
-        for leg in std::mem::take(&mut self.conference.legs) {
+        let legs = std::mem::take(&mut self.conference.legs);
+        let invited = std::mem::take(&mut self.conference.invited);
+        let told = legs
+            .iter()
+            .map(|l| &l.manager_id)
+            .chain(invited.iter().map(|i| &i.manager_id));
+        for manager_id in told {
+            // An invite to a call that is over disappears from the invitee's console.
             self.ctx.state.hub.send(
-                &leg.manager_id,
+                manager_id,
                 &ServerMessage::CallEnded {
                     consultation_id: self.consultation_id.clone(),
                     reason: reason.to_string(),
@@ -835,13 +878,22 @@ impl InCall<'_> {
                 format!("manager {invitee} has no console open"),
             );
         }
-        if !self.conference.invited.contains(&invitee) {
-            self.conference.invited.push(invitee);
-        }
+        // Inviting again renews the invite.
+        self.conference.invited.retain(|i| i.manager_id != invitee);
+        self.conference.invited.push(Invite {
+            manager_id: invitee,
+            invited_by: inviter,
+            expires_at: Instant::now() + self.ctx.state.config.meet_invite_timeout,
+        });
     }
 
     async fn join(&mut self, manager_id: String, sdp_offer: String) -> anyhow::Result<()> {
-        if !self.conference.invited.contains(&manager_id) {
+        if !self
+            .conference
+            .invited
+            .iter()
+            .any(|i| i.manager_id == manager_id)
+        {
             self.error_to(
                 &manager_id,
                 "meet.not_invited",
@@ -916,7 +968,9 @@ impl InCall<'_> {
                 }
             })
         };
-        self.conference.invited.retain(|m| *m != manager_id);
+        self.conference
+            .invited
+            .retain(|i| i.manager_id != manager_id);
         self.conference.legs.push(ManagerLeg {
             manager_id: manager_id.clone(),
             id,

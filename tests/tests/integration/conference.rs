@@ -276,38 +276,12 @@ fn with_managers(last: u32) -> GatewayOptions {
 async fn an_eleventh_participant_is_refused_with_meet_full() {
     let gw = Gateway::start(with_managers(10)).await.expect("gateway");
     let mut m1 = gw.manager("demo-manager-1").await.expect("manager 1");
-    let sip = RawUdp::new(gw.sip).await;
-    let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let call_id = "conf-full";
-    sip.send(&invite_with_sdp(
-        sip.local(),
-        rtp_socket.local_addr().unwrap(),
-        call_id,
-    ))
-    .await;
-    let ServerMessage::Ring {
-        consultation_id, ..
-    } = m1.ring(WAIT).await.expect("ring")
-    else {
-        unreachable!()
-    };
-    let (pending1, offer1) = PendingMedia::new().await.unwrap();
-    m1.send(&ClientMessage::Accept {
-        consultation_id: consultation_id.clone(),
-        sdp_offer: offer1,
-    })
-    .await
-    .unwrap();
-    let answer1 = answer_of(&mut m1).await;
-    let _media1 = pending1.start(&answer1, M1_HZ, CARRIER_HZ).unwrap();
-    let ok = sip.final_response(WAIT).await.expect("200 OK");
-    assert_eq!(status(&ok), Some(200), "{ok}");
-    let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let gateway_rtp = sdp_rtp_addr(body).expect("gateway RTP address");
-    let to = header(&ok, "To")[0].to_string();
-    sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
-        .await;
-    let _rtp = carrier(rtp_socket, gateway_rtp, &[M1_HZ]);
+    let AnsweredCall {
+        sip,
+        consultation_id,
+        rtp: _rtp,
+        media1: _media1,
+    } = answered_call(&mut m1, &gw, "conf-full").await;
 
     // The customer + managers 1..=9 = 10 participants.
     let mut joined = Vec::new();
@@ -389,6 +363,118 @@ async fn an_eleventh_participant_is_refused_with_meet_full() {
     for (m, _) in &mut joined {
         assert_eq!(call_ended(m).await, "manager_hung_up");
     }
+    // Manager 10 was invited and had not joined: the invite goes away with the call.
+    assert_eq!(call_ended(&mut m10).await, "manager_hung_up");
     let rec = ended_record(&gw, &consultation_id).await;
     assert_eq!(rec.ended_by.as_deref(), Some("manager-1"));
+}
+
+/// A call manager 1 answered, with the carrier's tone flowing both ways.
+struct AnsweredCall {
+    sip: RawUdp,
+    consultation_id: String,
+    rtp: Carrier,
+    media1: crate::webrtc_manager::ManagerMedia,
+}
+
+async fn answered_call(m1: &mut Manager, gw: &Gateway, call_id: &str) -> AnsweredCall {
+    let sip = RawUdp::new(gw.sip).await;
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sip.send(&invite_with_sdp(
+        sip.local(),
+        rtp_socket.local_addr().unwrap(),
+        call_id,
+    ))
+    .await;
+    let ServerMessage::Ring {
+        consultation_id, ..
+    } = m1.ring(WAIT).await.expect("ring")
+    else {
+        unreachable!()
+    };
+    let (pending1, offer1) = PendingMedia::new().await.unwrap();
+    m1.send(&ClientMessage::Accept {
+        consultation_id: consultation_id.clone(),
+        sdp_offer: offer1,
+    })
+    .await
+    .unwrap();
+    let answer1 = answer_of(m1).await;
+    let media1 = pending1.start(&answer1, M1_HZ, CARRIER_HZ).unwrap();
+    let ok = sip.final_response(WAIT).await.expect("200 OK");
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let gateway_rtp = sdp_rtp_addr(body).expect("gateway RTP address");
+    let to = header(&ok, "To")[0].to_string();
+    sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
+        .await;
+    let rtp = carrier(rtp_socket, gateway_rtp, &[M1_HZ]);
+    AnsweredCall {
+        sip,
+        consultation_id,
+        rtp,
+        media1,
+    }
+}
+
+#[tokio::test]
+async fn an_invite_nobody_takes_up_expires_for_both_managers() {
+    let gw = Gateway::start(GatewayOptions {
+        edit: Box::new(|s| {
+            assert!(
+                s.contains("meet_invite_timeout_ms = 60000"),
+                "the example config changed"
+            );
+            s.replace(
+                "meet_invite_timeout_ms = 60000",
+                "meet_invite_timeout_ms = 1000",
+            )
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("gateway");
+    let mut m1 = gw.manager("demo-manager-1").await.expect("manager 1");
+    let call = answered_call(&mut m1, &gw, "conf-expire").await;
+    let mut m2 = gw.manager("demo-manager-2").await.expect("manager 2");
+    m1.send(&ClientMessage::InviteManager {
+        consultation_id: call.consultation_id.clone(),
+        manager_id: "manager-2".into(),
+    })
+    .await
+    .unwrap();
+    let mut expired = false;
+    let started = std::time::Instant::now();
+    while !expired {
+        match m2.next(WAIT).await.expect("meet_invite, then its expiry") {
+            ServerMessage::MeetInviteExpired { consultation_id } => {
+                assert_eq!(consultation_id, call.consultation_id);
+                expired = true;
+            }
+            ServerMessage::CallEnded { .. } => panic!("the call ended instead"),
+            _ => {}
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "expired early"
+    );
+    assert_eq!(error_code(&mut m1).await, "meet.invite_expired");
+    // A join after the expiry is refused; the call itself goes on.
+    let (_p, offer) = PendingMedia::new().await.unwrap();
+    m2.send(&ClientMessage::Join {
+        consultation_id: call.consultation_id.clone(),
+        sdp_offer: offer,
+    })
+    .await
+    .unwrap();
+    assert_eq!(error_code(&mut m2).await, "meet.not_invited");
+    let r1 = call.media1.report.clone();
+    let before = r1.tone_frames.load(Ordering::Relaxed);
+    wait_for("manager 1 to keep hearing the carrier", || {
+        r1.tone_frames.load(Ordering::Relaxed) >= before + 10
+    })
+    .await;
+    drop(call.sip);
+    drop(call.rtp);
 }
