@@ -172,6 +172,10 @@ pub struct PhoneBridge {
     /// Last carrier frame, faded for concealment.
     last_carrier_pcm: [i16; FRAME_SAMPLES_8K],
     carrier_started: bool,
+    /// Sequence number and timestamp of the last carrier audio packet, so telephone-event
+    /// packets (which share the audio's sequence space, RFC 4733 §2.1) can be placed into the
+    /// audio timeline as silence instead of looking like lost audio.
+    last_carrier_audio: Option<(u16, u32)>,
     last_carrier_packet_at: Option<Instant>,
     pcm: [i16; FRAME_SAMPLES_8K],
     opus_out: Vec<u8>,
@@ -206,6 +210,7 @@ impl PhoneBridge {
             carrier_marker: true,
             last_carrier_pcm: [0; FRAME_SAMPLES_8K],
             carrier_started: false,
+            last_carrier_audio: None,
             last_carrier_packet_at: None,
             pcm: [0; FRAME_SAMPLES_8K],
             opus_out: vec![0; OPUS_PACKET_BYTES],
@@ -247,10 +252,12 @@ impl PhoneBridge {
             self.stats.carrier_packets += 1;
             self.last_carrier_packet_at = Some(now);
             self.carrier_started = true;
+            self.last_carrier_audio = Some((header.sequence, header.timestamp));
             self.carrier_jitter
                 .push(now, header.sequence, header.timestamp, packet.payload());
         } else if Some(header.payload_type) == self.cfg.carrier_dtmf_payload_type {
             self.last_carrier_packet_at = Some(now);
+            self.fill_event_slot(now, header.sequence, packet.payload().len());
             if let Some(rx) = &mut self.dtmf_in {
                 if rx.handle_packet(now, &header, packet.payload()).is_err() {
                     self.stats.carrier_dropped += 1;
@@ -261,6 +268,24 @@ impl PhoneBridge {
             // Comfort noise (13) or a payload type we did not negotiate.
             self.stats.carrier_dropped += 1;
         }
+    }
+
+    /// While a digit is sent the carrier sends telephone-event packets instead of audio, in
+    /// the audio's sequence space (RFC 4733 §2.1): a gap the audio jitter buffer would count
+    /// as loss, concealing (repeating the last audio) and stretching its delay. Each event
+    /// packet's slot is filled with 20 ms of G.711 silence instead, its timestamp extrapolated
+    /// from the last audio packet (the event's own timestamp is the event start, §2.3.4).
+    fn fill_event_slot(&mut self, now: Instant, sequence: u16, event_payload_len: usize) {
+        let Some((audio_seq, audio_ts)) = self.last_carrier_audio else {
+            return; // no audio yet: nothing to keep continuous
+        };
+        if event_payload_len < 4 {
+            return; // not a valid event (RFC 4733 §2.3): leave the slot alone
+        }
+        let packets_after = i32::from(sequence.wrapping_sub(audio_seq) as i16);
+        let timestamp = audio_ts.wrapping_add_signed(packets_after * FRAME_SAMPLES_8K as i32);
+        let silence = [self.cfg.law.silence(); FRAME_SAMPLES_8K];
+        self.carrier_jitter.push(now, sequence, timestamp, &silence);
     }
 
     /// An Opus payload from the browser leg. Empty payloads are Chrome's probes: feeding one

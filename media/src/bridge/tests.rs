@@ -187,6 +187,40 @@ fn digits_cross_both_ways() {
 }
 
 #[test]
+fn telephone_events_between_audio_packets_are_not_taken_for_lost_audio() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(config(), t0).unwrap();
+    let mut dtmf = DtmfSender::new(101, 8000, 20);
+    // Audio for 10 packets, a 100 ms '9' (event packets plus its repeated ends) in the same
+    // sequence space, then audio again: no sequence number is missing.
+    let mut seq = 100u16;
+    let mut frame = 0u32;
+    run(&mut b, t0, 60, |b, now, i| {
+        if i == 10 {
+            dtmf.start('9', 100, now).unwrap();
+        }
+        let mut sent_event = false;
+        while let Some(p) = dtmf.poll_packet(now) {
+            let mut buf = vec![0u8; 32];
+            let n = rtp::write_packet(&p.header(seq, 42), &p.payload, &mut buf).unwrap();
+            b.handle_carrier_packet(now, &buf[..n]);
+            seq = seq.wrapping_add(1);
+            frame += 1;
+            sent_event = true;
+        }
+        if !sent_event {
+            b.handle_carrier_packet(now, &carrier_packet(seq, 1000.0, frame));
+            seq = seq.wrapping_add(1);
+            frame += 1;
+        }
+    });
+    let s = b.stats();
+    assert_eq!(s.digits_from_carrier, 1, "{s:?}");
+    assert_eq!(s.carrier_concealed, 0, "{s:?}");
+    assert_eq!(s.carrier_discarded, 0, "{s:?}");
+}
+
+#[test]
 fn loss_is_concealed_and_garbage_dropped() {
     let t0 = Instant::now();
     let mut b = PhoneBridge::new(config(), t0).unwrap();
