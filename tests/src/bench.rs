@@ -48,7 +48,19 @@ pub fn load_config(
 
 /// CPU seconds (utime + stime, clock ticks of 1/100 s on Linux) and resident memory in KiB.
 pub fn process_usage(pid: u32) -> anyhow::Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let cpu = stat_cpu_seconds(&format!("/proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .context("VmRSS")?;
+    Ok((cpu, rss_kb))
+}
+
+/// utime + stime in seconds from a `stat` file of proc(5) (a process's or a thread's).
+pub fn stat_cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
     // Fields 14 and 15 of stat(5); after the `(comm)` field they are at index 11 and 12.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -58,13 +70,7 @@ pub fn process_usage(pid: u32) -> anyhow::Result<(f64, u64)> {
         .collect();
     let utime: f64 = fields.get(11).context("utime")?.parse()?;
     let stime: f64 = fields.get(12).context("stime")?.parse()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .context("VmRSS")?;
-    Ok(((utime + stime) / 100.0, rss_kb))
+    Ok((utime + stime) / 100.0)
 }
 
 /// Fails when something already listens on one of the ports (it would answer instead of ours).

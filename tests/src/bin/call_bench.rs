@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
-use integration_tests::bench::{load_config, ports_free, process_usage, root, scrape_metrics};
+use integration_tests::bench::{
+    load_config, ports_free, process_usage, root, scrape_metrics, stat_cpu_seconds,
+};
 use integration_tests::programmatic_manager::{precode_tone, MediaReport, PendingMedia};
 use media::g711::G711Law;
 use media::opus_codec::{OpusDecoder8k, OpusEncoder8k};
@@ -198,19 +200,10 @@ fn bare_codec_seconds(
     Ok(thread_cpu_seconds()? - started)
 }
 
-/// CPU time of the calling thread (utime + stime, 1/100 s ticks): with the load still
-/// running, wall time would count the time the thread waited for a core.
+/// CPU time of the calling thread: with the load still running, wall time would count the
+/// time the thread waited for a core.
 fn thread_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("stat format")?
-        .1
-        .split_whitespace()
-        .collect();
-    let utime: f64 = fields.get(11).context("utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("stime")?.parse()?;
-    Ok((utime + stime) / 100.0)
+    stat_cpu_seconds("/proc/thread-self/stat")
 }
 
 /// One second of the carrier's tone as PCMU payloads (a whole number of cycles, so it loops).

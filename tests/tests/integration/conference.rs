@@ -102,40 +102,13 @@ async fn an_invited_manager_joins_the_first_leaves_only_himself_the_second_ends_
         .expect("gateway");
     // Manager 1 answers (the only one online when the call comes in).
     let mut m1 = gw.manager("demo-manager-1").await.expect("manager 1");
-    let sip = RawUdp::new(gw.sip).await;
-    let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let call_id = "conf-1";
-    sip.send(&invite_with_sdp(
-        sip.local(),
-        rtp_socket.local_addr().unwrap(),
-        call_id,
-    ))
-    .await;
-    let ServerMessage::Ring {
-        consultation_id, ..
-    } = m1.ring(WAIT).await.expect("ring")
-    else {
-        unreachable!()
-    };
-    let (pending1, offer1) = PendingMedia::new().await.unwrap();
-    m1.send(&ClientMessage::Accept {
-        consultation_id: consultation_id.clone(),
-        sdp_offer: offer1,
-    })
-    .await
-    .unwrap();
-    let answer1 = answer_of(&mut m1).await;
-    let media1 = pending1
-        .start_with_threshold(&answer1, M1_HZ, CARRIER_HZ, 0.25)
-        .unwrap();
-    let ok = sip.final_response(WAIT).await.expect("200 OK");
-    assert_eq!(status(&ok), Some(200), "{ok}");
-    let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let gateway_rtp = sdp_rtp_addr(body).expect("gateway RTP address");
-    let to = header(&ok, "To")[0].to_string();
-    sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
-        .await;
-    let rtp = carrier(rtp_socket, gateway_rtp, &[M1_HZ, M2_HZ]);
+    let AnsweredCall {
+        sip,
+        consultation_id,
+        rtp,
+        media1,
+    } = answered_call(&mut m1, &gw, call_id, &[M1_HZ, M2_HZ]).await;
     let (c_m1, c_m2) = (rtp.heard[0].clone(), rtp.heard[1].clone());
     let r1 = media1.report.clone();
     wait_for("manager 1 to hear the carrier", || {
@@ -281,7 +254,7 @@ async fn an_eleventh_participant_is_refused_with_meet_full() {
         consultation_id,
         rtp: _rtp,
         media1: _media1,
-    } = answered_call(&mut m1, &gw, "conf-full").await;
+    } = answered_call(&mut m1, &gw, "conf-full", &[M1_HZ]).await;
 
     // The customer + managers 1..=9 = 10 participants.
     let mut joined = Vec::new();
@@ -369,7 +342,7 @@ async fn an_eleventh_participant_is_refused_with_meet_full() {
     assert_eq!(rec.ended_by.as_deref(), Some("manager-1"));
 }
 
-/// A call manager 1 answered, with the carrier's tone flowing both ways.
+/// A call manager 1 answered, with tones flowing both ways.
 struct AnsweredCall {
     sip: RawUdp,
     consultation_id: String,
@@ -377,7 +350,14 @@ struct AnsweredCall {
     media1: crate::webrtc_manager::ManagerMedia,
 }
 
-async fn answered_call(m1: &mut Manager, gw: &Gateway, call_id: &str) -> AnsweredCall {
+/// A call manager 1 answered (sending 440 Hz); the carrier counts frames carrying each of
+/// `carrier_listens_for`.
+async fn answered_call(
+    m1: &mut Manager,
+    gw: &Gateway,
+    call_id: &str,
+    carrier_listens_for: &[f32],
+) -> AnsweredCall {
     let sip = RawUdp::new(gw.sip).await;
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sip.send(&invite_with_sdp(
@@ -400,7 +380,9 @@ async fn answered_call(m1: &mut Manager, gw: &Gateway, call_id: &str) -> Answere
     .await
     .unwrap();
     let answer1 = answer_of(m1).await;
-    let media1 = pending1.start(&answer1, M1_HZ, CARRIER_HZ).unwrap();
+    let media1 = pending1
+        .start_with_threshold(&answer1, M1_HZ, CARRIER_HZ, 0.25)
+        .unwrap();
     let ok = sip.final_response(WAIT).await.expect("200 OK");
     assert_eq!(status(&ok), Some(200), "{ok}");
     let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -408,7 +390,7 @@ async fn answered_call(m1: &mut Manager, gw: &Gateway, call_id: &str) -> Answere
     let to = header(&ok, "To")[0].to_string();
     sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
         .await;
-    let rtp = carrier(rtp_socket, gateway_rtp, &[M1_HZ]);
+    let rtp = carrier(rtp_socket, gateway_rtp, carrier_listens_for);
     AnsweredCall {
         sip,
         consultation_id,
@@ -435,7 +417,7 @@ async fn an_invite_nobody_takes_up_expires_for_both_managers() {
     .await
     .expect("gateway");
     let mut m1 = gw.manager("demo-manager-1").await.expect("manager 1");
-    let call = answered_call(&mut m1, &gw, "conf-expire").await;
+    let call = answered_call(&mut m1, &gw, "conf-expire", &[M1_HZ]).await;
     let mut m2 = gw.manager("demo-manager-2").await.expect("manager 2");
     m1.send(&ClientMessage::InviteManager {
         consultation_id: call.consultation_id.clone(),
