@@ -502,6 +502,9 @@ impl InCall<'_> {
 
     /// Invites nobody took up in time: the invitee's console drops it, the inviter hears why.
     fn expire_invites(&mut self, now: Instant) {
+        if !self.conference.invited.iter().any(|i| now >= i.expires_at) {
+            return;
+        }
         let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conference.invited)
             .into_iter()
             .partition(|i| now >= i.expires_at);
