@@ -94,7 +94,7 @@ impl MediaMetrics {
             (
                 "media_carrier_concealed_total",
                 &self.carrier_concealed,
-                "20 ms frames toward browsers invented for missing carrier audio",
+                "carrier packets missing at playout, replaced by a faded repeat of the last one",
             ),
             (
                 "media_frames_to_browser_total",
@@ -114,7 +114,7 @@ impl MediaMetrics {
             (
                 "media_browser_concealed_total",
                 &self.browser_concealed,
-                "20 ms frames toward carriers concealed for missing browser audio",
+                "browser 20 ms frames missing at playout, concealed by the Opus decoder",
             ),
             (
                 "media_packets_to_carrier_total",

@@ -7,6 +7,10 @@
 //! RFC 4733 telephone-events are reported from the carrier and sent to it. Both legs keep
 //! running on loss: the carrier always gets a packet per tick (silence before the browser
 //! speaks), so carrier-side media timers never fire on a quiet manager.
+//!
+//! The carrier may packetize G.711 at another interval than the tick (`a=ptime`, 10 to 120 ms
+//! in steps of 10, RFC 3551 §4.5): its packets are decoded into a sample queue the tick takes
+//! 20 ms from, and our packets to it are cut from a queue at the negotiated interval.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,8 +26,10 @@ use crate::rtp::{self, RtpHeader};
 
 /// One frame of audio per tick (RFC 3551 §4.5: 20 ms is the default G.711 packetization).
 pub const TICK: Duration = Duration::from_millis(20);
-/// Largest RTP packet we build: 12-byte header + 160 bytes of G.711.
-const CARRIER_PACKET_BYTES: usize = 12 + FRAME_SAMPLES_8K;
+/// Longest carrier packetization we accept (RFC 3551 §4.5 frames of 10 ms, up to 120 ms).
+pub const MAX_CARRIER_PTIME_MS: u32 = 120;
+/// G.711 samples (and bytes) in the longest carrier packet.
+const MAX_CARRIER_PACKET_SAMPLES: usize = (MAX_CARRIER_PTIME_MS * 8) as usize;
 /// Enough for any 20 ms Opus packet at the rates we use (RFC 6716 §3.2.1 allows 1275).
 const OPUS_PACKET_BYTES: usize = 1275;
 /// Concealed G.711 frames fade by this factor each, so a long gap turns into silence.
@@ -70,6 +76,9 @@ pub struct BridgeConfig {
     pub carrier_payload_type: u8,
     /// Payload type of telephone-event on the carrier leg, when negotiated.
     pub carrier_dtmf_payload_type: Option<u8>,
+    /// The carrier leg's packetization interval (negotiated `a=ptime`): 10 to 120 ms, a
+    /// multiple of 10.
+    pub carrier_ptime_ms: u32,
     pub opus_bitrate_bps: u32,
     pub opus_complexity: u8,
     /// RFC 3550 §5.1: SSRC, first sequence number and timestamp are random (injected).
@@ -167,10 +176,19 @@ pub struct PhoneBridge {
     dtmf_in: Option<DtmfReceiver>,
     dtmf_out: Option<DtmfSender>,
     carrier_seq: u16,
-    carrier_ts: u32,
     carrier_marker: bool,
-    /// Last carrier frame, faded for concealment.
-    last_carrier_pcm: [i16; FRAME_SAMPLES_8K],
+    /// G.711 samples in one carrier packet (8 per ms of ptime).
+    carrier_packet_samples: usize,
+    /// Decoded carrier audio waiting for the ticks that play it, 20 ms at a time.
+    carrier_in: VecDeque<i16>,
+    /// Audio for the carrier waiting to fill a packet of `carrier_packet_samples`, and the RTP
+    /// timestamp of its first sample.
+    carrier_out: VecDeque<i16>,
+    carrier_out_ts: u32,
+    /// RTP timestamp of the next tick's audio toward the carrier.
+    carrier_tick_ts: u32,
+    /// Last carrier packet's audio (`carrier_packet_samples` of it), faded for concealment.
+    last_carrier_pcm: [i16; MAX_CARRIER_PACKET_SAMPLES],
     carrier_started: bool,
     /// Sequence number and timestamp of the last carrier audio packet, so telephone-event
     /// packets (which share the audio's sequence space, RFC 4733 §2.1) can be placed into the
@@ -190,6 +208,14 @@ impl PhoneBridge {
                 "G.711 payload type does not match the law (PCMU 0, PCMA 8)",
             ));
         }
+        if !(10..=MAX_CARRIER_PTIME_MS).contains(&cfg.carrier_ptime_ms)
+            || !cfg.carrier_ptime_ms.is_multiple_of(10)
+        {
+            return Err(BridgeError::Config(
+                "carrier ptime must be 10 to 120 ms in steps of 10",
+            ));
+        }
+        let carrier_packet_samples = (cfg.carrier_ptime_ms * 8) as usize;
         let dtmf_out = cfg.carrier_dtmf_payload_type.map(|pt| {
             let mut s = DtmfSender::new(pt, 8000, 20);
             s.set_timestamp_anchor(now, cfg.carrier_first_timestamp);
@@ -197,7 +223,9 @@ impl PhoneBridge {
         });
         Ok(PhoneBridge {
             next_tick: now,
-            carrier_jitter: JitterBuffer::new(JitterConfig::g711())?,
+            carrier_jitter: JitterBuffer::new(JitterConfig::g711_packets(Duration::from_millis(
+                u64::from(cfg.carrier_ptime_ms),
+            )))?,
             legs: vec![Leg::new(PRIMARY_LEG, &cfg, cfg.browser_first_timestamp)?],
             mixer: Mixer::new(8000, TICK)?,
             mix_out: vec![0; MAX_PARTICIPANTS * FRAME_SAMPLES_8K],
@@ -206,9 +234,13 @@ impl PhoneBridge {
                 .map(|_| DtmfReceiver::new(8000)),
             dtmf_out,
             carrier_seq: cfg.carrier_first_sequence,
-            carrier_ts: cfg.carrier_first_timestamp,
             carrier_marker: true,
-            last_carrier_pcm: [0; FRAME_SAMPLES_8K],
+            carrier_packet_samples,
+            carrier_in: VecDeque::with_capacity(MAX_CARRIER_PACKET_SAMPLES + FRAME_SAMPLES_8K),
+            carrier_out: VecDeque::with_capacity(MAX_CARRIER_PACKET_SAMPLES + FRAME_SAMPLES_8K),
+            carrier_out_ts: cfg.carrier_first_timestamp,
+            carrier_tick_ts: cfg.carrier_first_timestamp,
+            last_carrier_pcm: [0; MAX_CARRIER_PACKET_SAMPLES],
             carrier_started: false,
             last_carrier_audio: None,
             last_carrier_packet_at: None,
@@ -273,7 +305,7 @@ impl PhoneBridge {
     /// While a digit is sent the carrier sends telephone-event packets instead of audio, in
     /// the audio's sequence space (RFC 4733 §2.1): a gap the audio jitter buffer would count
     /// as loss, concealing (repeating the last audio) and stretching its delay. Each event
-    /// packet's slot is filled with 20 ms of G.711 silence instead, its timestamp extrapolated
+    /// packet's slot is filled with one packet of G.711 silence instead, its timestamp extrapolated
     /// from the last audio packet (the event's own timestamp is the event start, §2.3.4).
     fn fill_event_slot(&mut self, now: Instant, sequence: u16, event_payload_len: usize) {
         let Some((audio_seq, audio_ts)) = self.last_carrier_audio else {
@@ -283,9 +315,11 @@ impl PhoneBridge {
             return; // not a valid event (RFC 4733 §2.3): leave the slot alone
         }
         let packets_after = i32::from(sequence.wrapping_sub(audio_seq) as i16);
-        let timestamp = audio_ts.wrapping_add_signed(packets_after * FRAME_SAMPLES_8K as i32);
-        let silence = [self.cfg.law.silence(); FRAME_SAMPLES_8K];
-        self.carrier_jitter.push(now, sequence, timestamp, &silence);
+        let samples = self.carrier_packet_samples;
+        let timestamp = audio_ts.wrapping_add_signed(packets_after * samples as i32);
+        let silence = [self.cfg.law.silence(); MAX_CARRIER_PACKET_SAMPLES];
+        self.carrier_jitter
+            .push(now, sequence, timestamp, &silence[..samples]);
     }
 
     /// An Opus payload from the browser leg. Empty payloads are Chrome's probes: feeding one
@@ -447,30 +481,45 @@ impl PhoneBridge {
         Ok(())
     }
 
-    /// The carrier's frame for this tick into `self.pcm`; false when there is none.
+    /// The carrier's frame for this tick into `self.pcm`; false when there is none. As many
+    /// carrier packets are taken from the jitter buffer as the tick needs: one per tick at
+    /// 20 ms, two at 10 ms, two every three ticks at 30 ms.
     fn carrier_pcm(&mut self, now: Instant) -> bool {
         if !self.carrier_started {
             self.pcm = [0; FRAME_SAMPLES_8K];
             return false; // nothing heard yet
         }
-        match self.carrier_jitter.pop(now) {
-            Playout::Frame { payload, .. } => {
-                // A frame of another size (30 ms packets) is cut or padded to 20 ms.
-                let n = payload.len().min(FRAME_SAMPLES_8K);
-                self.cfg.law.decode(&payload[..n], &mut self.pcm[..n]).ok();
-                self.pcm[n..].fill(0);
-                self.last_carrier_pcm = self.pcm;
-            }
-            Playout::Missing => {
-                // G.711 has no concealment of its own (ITU-T G.711 Appendix I is heavier):
-                // repeat the last frame, fading, which hides single losses well.
-                self.stats.carrier_concealed += 1;
-                for s in &mut self.last_carrier_pcm {
-                    *s = (f32::from(*s) * CONCEAL_FADE) as i16;
+        let packet = self.carrier_packet_samples;
+        while self.carrier_in.len() < FRAME_SAMPLES_8K {
+            match self.carrier_jitter.pop(now) {
+                Playout::Frame { payload, .. } => {
+                    // The jitter buffer refuses packets longer than one ptime; a shorter one
+                    // (a sender ignoring our ptime) is played for what it holds.
+                    let n = payload.len().min(packet);
+                    let mut pcm = [0i16; MAX_CARRIER_PACKET_SAMPLES];
+                    self.cfg.law.decode(&payload[..n], &mut pcm[..n]).ok();
+                    self.carrier_in.extend(&pcm[..n]);
+                    self.last_carrier_pcm[..n].copy_from_slice(&pcm[..n]);
+                    self.last_carrier_pcm[n..packet].fill(0);
                 }
-                self.pcm = self.last_carrier_pcm;
+                Playout::Missing => {
+                    // G.711 has no concealment of its own (ITU-T G.711 Appendix I is heavier):
+                    // repeat the last packet, fading, which hides single losses well.
+                    self.stats.carrier_concealed += 1;
+                    for s in &mut self.last_carrier_pcm[..packet] {
+                        *s = (f32::from(*s) * CONCEAL_FADE) as i16;
+                    }
+                    self.carrier_in.extend(&self.last_carrier_pcm[..packet]);
+                }
+                Playout::Empty => self.carrier_in.extend(std::iter::repeat_n(0, packet)),
             }
-            Playout::Empty => self.pcm = [0; FRAME_SAMPLES_8K],
+        }
+        for (out, s) in self
+            .pcm
+            .iter_mut()
+            .zip(self.carrier_in.drain(..FRAME_SAMPLES_8K))
+        {
+            *out = s;
         }
         true
     }
@@ -496,36 +545,48 @@ impl PhoneBridge {
         Ok(())
     }
 
+    /// This tick's audio toward the carrier; whole packets of the negotiated ptime go out.
     fn send_to_carrier(&mut self, now: Instant, pcm: &[i16; FRAME_SAMPLES_8K]) {
-        let timestamp = self.carrier_ts;
-        self.carrier_ts = self.carrier_ts.wrapping_add(FRAME_SAMPLES_8K as u32);
+        let tick_ts = self.carrier_tick_ts;
+        self.carrier_tick_ts = tick_ts.wrapping_add(FRAME_SAMPLES_8K as u32);
         let dtmf_due = self
             .dtmf_out
             .as_ref()
             .is_some_and(|s| s.is_active() || s.poll_timeout().is_some_and(|t| t <= now));
         if dtmf_due {
             // RFC 4733 §2.5.1.1: the event replaces audio while it plays.
+            self.carrier_out.clear();
             while let Some(p) = self.dtmf_out.as_mut().and_then(|s| s.poll_packet(now)) {
                 let header = p.header(self.carrier_seq, self.cfg.carrier_ssrc);
                 self.push_carrier_packet(&header, &p.payload);
             }
             return;
         }
-        let mut g711 = [0u8; FRAME_SAMPLES_8K];
-        self.cfg.law.encode(pcm, &mut g711).ok();
-        let header = RtpHeader {
-            payload_type: self.cfg.carrier_payload_type,
-            marker: std::mem::take(&mut self.carrier_marker),
-            sequence: self.carrier_seq,
-            timestamp,
-            ssrc: self.cfg.carrier_ssrc,
-            csrc_count: 0,
-        };
-        self.push_carrier_packet(&header, &g711);
+        if self.carrier_out.is_empty() {
+            self.carrier_out_ts = tick_ts;
+        }
+        self.carrier_out.extend(pcm);
+        let packet = self.carrier_packet_samples;
+        while self.carrier_out.len() >= packet {
+            let mut g711 = [0u8; MAX_CARRIER_PACKET_SAMPLES];
+            for (i, s) in self.carrier_out.drain(..packet).enumerate() {
+                g711[i] = self.cfg.law.encode_sample(s);
+            }
+            let header = RtpHeader {
+                payload_type: self.cfg.carrier_payload_type,
+                marker: std::mem::take(&mut self.carrier_marker),
+                sequence: self.carrier_seq,
+                timestamp: self.carrier_out_ts,
+                ssrc: self.cfg.carrier_ssrc,
+                csrc_count: 0,
+            };
+            self.carrier_out_ts = self.carrier_out_ts.wrapping_add(packet as u32);
+            self.push_carrier_packet(&header, &g711[..packet]);
+        }
     }
 
     fn push_carrier_packet(&mut self, header: &RtpHeader, payload: &[u8]) {
-        let mut buf = vec![0u8; CARRIER_PACKET_BYTES];
+        let mut buf = vec![0u8; 12 + payload.len()];
         if let Ok(n) = rtp::write_packet(header, payload, &mut buf) {
             buf.truncate(n);
             self.carrier_seq = self.carrier_seq.wrapping_add(1);

@@ -120,12 +120,18 @@ impl JitterConfig {
         }
     }
 
-    /// G.711 (PCMU/PCMA) with 20 ms frames: 8000 Hz clock, 160 bytes per frame; room for 40 ms
-    /// packets is not needed (frame duration is fixed per stream), so 160 is also the byte limit.
+    /// G.711 (PCMU/PCMA) with 20 ms frames: 8000 Hz clock, 160 bytes per frame.
     pub fn g711() -> JitterConfig {
+        JitterConfig::g711_packets(Duration::from_millis(20))
+    }
+
+    /// G.711 packets of `ptime` each (the negotiated `a=ptime`): one byte per sample, so the
+    /// byte limit is the samples in one packet.
+    pub fn g711_packets(ptime: Duration) -> JitterConfig {
+        let bytes = usize::try_from(ptime.as_millis() * 8).unwrap_or(usize::MAX);
         JitterConfig {
-            max_frame_bytes: 160,
-            ..JitterConfig::new(8000, Duration::from_millis(20))
+            max_frame_bytes: bytes.max(1),
+            ..JitterConfig::new(8000, ptime)
         }
     }
 

@@ -64,6 +64,7 @@ fn next_grid_instant(origin: Instant, now: Instant) -> Instant {
 pub(crate) fn carrier_bridge(
     codec: (u8, sdp::Codec),
     telephone_event_pt: Option<u8>,
+    ptime_ms: u32,
     tick_origin: Instant,
     now: Instant,
 ) -> Result<PhoneBridge, media::bridge::BridgeError> {
@@ -77,6 +78,7 @@ pub(crate) fn carrier_bridge(
             law,
             carrier_payload_type: codec.0,
             carrier_dtmf_payload_type: telephone_event_pt,
+            carrier_ptime_ms: ptime_ms,
             opus_bitrate_bps: OPUS_BITRATE_BPS,
             opus_complexity: OPUS_COMPLEXITY,
             carrier_ssrc: rng.gen(),
@@ -1023,6 +1025,7 @@ impl InCall<'_> {
         self.bridge = Some(carrier_bridge(
             answer.codec,
             answer.telephone_event_pt,
+            answer.ptime_ms,
             ctx.state.media_tick_origin,
             now,
         )?);

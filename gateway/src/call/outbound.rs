@@ -946,12 +946,15 @@ impl<'a> Dialing<'a> {
             return Ok(true);
         }
         let same_codec = self.negotiated.as_ref().is_some_and(|n| {
-            n.codec == negotiated.codec && n.telephone_event_pt == negotiated.telephone_event_pt
+            n.codec == negotiated.codec
+                && n.telephone_event_pt == negotiated.telephone_event_pt
+                && n.ptime_ms == negotiated.ptime_ms
         });
         if !same_codec {
             self.bridge = Some(super::answered::carrier_bridge(
                 negotiated.codec,
                 negotiated.telephone_event_pt,
+                negotiated.ptime_ms,
                 self.state.media_tick_origin,
                 Instant::now(),
             )?);

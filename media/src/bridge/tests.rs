@@ -10,6 +10,7 @@ fn config() -> BridgeConfig {
         law: G711Law::Ulaw,
         carrier_payload_type: 0,
         carrier_dtmf_payload_type: Some(101),
+        carrier_ptime_ms: 20,
         opus_bitrate_bps: 24_000,
         opus_complexity: 5,
         carrier_ssrc: 0x1234_5678,
@@ -375,4 +376,110 @@ fn the_meet_is_limited_to_ten_participants() {
         Err(BridgeError::DuplicateLeg(3)) | Err(BridgeError::Full { .. })
     ));
     b.handle_timeout(t0).unwrap();
+}
+
+/// `samples` of a sine starting at sample `first`, as one PCMU RTP packet.
+fn carrier_packet_of(seq: u16, freq_hz: f32, first: u64, samples: usize) -> Vec<u8> {
+    let mut pcm = vec![0i16; samples];
+    generate_sine(freq_hz, 8000.0, 8000, first, &mut pcm);
+    let mut g711 = vec![0u8; samples];
+    G711Law::Ulaw.encode(&pcm, &mut g711).unwrap();
+    let header = RtpHeader {
+        payload_type: 0,
+        marker: seq == 0,
+        sequence: seq,
+        timestamp: first as u32,
+        ssrc: 42,
+        csrc_count: 0,
+    };
+    let mut buf = vec![0u8; 12 + samples];
+    let n = rtp::write_packet(&header, &g711, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn carriers_packetizing_at_10_30_and_60_ms_are_bridged_both_ways() {
+    for ptime_ms in [10u32, 30, 60] {
+        let t0 = Instant::now();
+        let cfg = BridgeConfig {
+            carrier_ptime_ms: ptime_ms,
+            ..config()
+        };
+        let mut b = PhoneBridge::new(cfg, t0).unwrap();
+        let samples = (ptime_ms * 8) as usize;
+        let mut out = Vec::new();
+        let mut seq = 0u16;
+        // Two seconds on a 10 ms clock: a carrier packet at the end of each ptime of audio,
+        // a bridge tick every 20 ms.
+        for step in 0..200u32 {
+            let now = t0 + Duration::from_millis(u64::from(step) * 10);
+            if step > 0 && (step * 10) % ptime_ms == 0 {
+                let first = u64::from(seq) * samples as u64;
+                b.handle_carrier_packet(now, &carrier_packet_of(seq, 1000.0, first, samples));
+                seq = seq.wrapping_add(1);
+            }
+            if step % 2 == 0 {
+                b.handle_timeout(now).unwrap();
+                out.extend(drain(&mut b));
+            }
+        }
+        // Toward the browser: a 20 ms Opus frame per tick, carrying the tone, no concealment.
+        let mut decoder = OpusDecoder8k::new().unwrap();
+        let detector = ToneDetector::new(1000.0, 8000, 160);
+        let (mut frames, mut heard) = (0, 0);
+        for o in &out {
+            if let BridgeOutput::ToBrowser { payload, .. } = o {
+                let mut pcm = [0i16; 960];
+                decoder.decode(payload, &mut pcm).unwrap();
+                frames += 1;
+                heard += usize::from(detector.detect(&pcm[..160]));
+            }
+        }
+        let s = b.stats();
+        assert_eq!(s.carrier_concealed, 0, "ptime {ptime_ms}: {s:?}");
+        assert_eq!(s.carrier_discarded, 0, "ptime {ptime_ms}: {s:?}");
+        assert!(frames >= 90, "ptime {ptime_ms}: {frames} frames");
+        assert!(
+            heard + 8 >= frames,
+            "ptime {ptime_ms}: tone in {heard} of {frames}"
+        );
+        // Toward the carrier: packets of the negotiated ptime, contiguous in sequence and time.
+        let packets: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                BridgeOutput::ToCarrier(bytes) => {
+                    let p = rtp::parse(bytes).unwrap();
+                    Some((p.header().sequence, p.header().timestamp, p.payload().len()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(packets.iter().all(|p| p.2 == samples), "ptime {ptime_ms}");
+        for w in packets.windows(2) {
+            assert_eq!(w[1].0, w[0].0.wrapping_add(1), "ptime {ptime_ms}");
+            assert_eq!(
+                w[1].1,
+                w[0].1.wrapping_add(samples as u32),
+                "ptime {ptime_ms}"
+            );
+        }
+        // 100 ticks of 160 samples, less what waits for a whole packet.
+        let sent = packets.len() * samples;
+        assert!(
+            sent <= 100 * 160 && sent + samples > 100 * 160,
+            "ptime {ptime_ms}: {sent}"
+        );
+    }
+}
+
+#[test]
+fn a_ptime_that_is_not_whole_10_ms_frames_is_refused() {
+    for ptime_ms in [0, 5, 25, 130] {
+        let cfg = BridgeConfig {
+            carrier_ptime_ms: ptime_ms,
+            ..config()
+        };
+        assert!(PhoneBridge::new(cfg, Instant::now()).is_err(), "{ptime_ms}");
+    }
 }

@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             law: G711Law::Ulaw,
             carrier_payload_type: 0,
             carrier_dtmf_payload_type: Some(101),
+            carrier_ptime_ms: 20,
             opus_bitrate_bps: 24_000,
             opus_complexity: 5,
             carrier_ssrc: 1,
