@@ -23,7 +23,8 @@ pub(crate) fn invite_with_sdp(local: SocketAddr, rtp: SocketAddr, call_id: &str)
     invite_with(local, rtp, call_id, 1, "sendrecv", "")
 }
 
-/// An INVITE (or re-INVITE, with `to` carrying our tag) offering PCMU + telephone-event.
+/// An INVITE (or re-INVITE, with `to` carrying our tag) offering PCMU + telephone-event at
+/// 20 ms packets.
 fn invite_with(
     local: SocketAddr,
     rtp: SocketAddr,
@@ -31,6 +32,18 @@ fn invite_with(
     cseq: u32,
     direction: &str,
     extra: &str,
+) -> String {
+    invite_with_ptime(local, rtp, call_id, cseq, direction, extra, 20)
+}
+
+fn invite_with_ptime(
+    local: SocketAddr,
+    rtp: SocketAddr,
+    call_id: &str,
+    cseq: u32,
+    direction: &str,
+    extra: &str,
+    ptime_ms: u32,
 ) -> String {
     let to = extra
         .lines()
@@ -44,7 +57,7 @@ fn invite_with(
     let sdp = format!(
         "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {}\r\nt=0 0\r\n\
          m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-         a=fmtp:101 0-16\r\na=ptime:20\r\na={direction}\r\n",
+         a=fmtp:101 0-16\r\na=ptime:{ptime_ms}\r\na={direction}\r\n",
         rtp.ip(),
         rtp.port()
     );
@@ -89,6 +102,8 @@ pub(crate) struct CarrierRtp {
     pub(crate) heard: Arc<AtomicU64>,
     /// Every RTP packet received from the gateway.
     packets: Arc<AtomicU64>,
+    /// G.711 payload bytes of the last audio packet received from the gateway.
+    last_payload_len: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -99,24 +114,37 @@ impl Drop for CarrierRtp {
 }
 
 pub(crate) fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) -> CarrierRtp {
+    carrier_rtp_with_ptime(socket, gateway, silent, 20)
+}
+
+/// As [`carrier_rtp`], sending a packet of `ptime_ms` of audio every `ptime_ms`.
+fn carrier_rtp_with_ptime(
+    socket: UdpSocket,
+    gateway: SocketAddr,
+    silent: bool,
+    ptime_ms: u32,
+) -> CarrierRtp {
+    let samples = ptime_ms * 8;
+    let last_payload_len = Arc::new(AtomicU64::new(0));
+    let last_len = last_payload_len.clone();
     let heard = Arc::new(AtomicU64::new(0));
     let h = heard.clone();
     let packets = Arc::new(AtomicU64::new(0));
     let pk = packets.clone();
     let task = tokio::spawn(async move {
         let detector = ToneDetector::new(440.0, 8000, 160);
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut tick = tokio::time::interval(Duration::from_millis(u64::from(ptime_ms)));
         let mut buf = vec![0u8; 2048];
-        for frame in 0u32.. {
+        for packet in 0u32.. {
             tokio::select! {
                 _ = tick.tick() => {
                     if silent { continue; }
-                    let mut pcm = [0i16; 160];
-                    generate_sine(1000.0, 8000.0, 8000, u64::from(frame) * 160, &mut pcm);
-                    let mut g711 = [0u8; 160];
+                    let mut pcm = vec![0i16; samples as usize];
+                    generate_sine(1000.0, 8000.0, 8000, u64::from(packet * samples), &mut pcm);
+                    let mut g711 = vec![0u8; samples as usize];
                     G711Law::Ulaw.encode(&pcm, &mut g711).unwrap();
-                    let hdr = RtpHeader { payload_type: 0, marker: frame == 0, sequence: frame as u16, timestamp: frame * 160, ssrc: 99, csrc_count: 0 };
-                    let mut pkt = vec![0u8; 200];
+                    let hdr = RtpHeader { payload_type: 0, marker: packet == 0, sequence: packet as u16, timestamp: packet * samples, ssrc: 99, csrc_count: 0 };
+                    let mut pkt = vec![0u8; 12 + g711.len()];
                     let n = rtp::write_packet(&hdr, &g711, &mut pkt).unwrap();
                     let _ = socket.send_to(&pkt[..n], gateway).await;
                 }
@@ -125,8 +153,11 @@ pub(crate) fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) 
                     let Ok(p) = rtp::parse(&buf[..n]) else { continue };
                     pk.fetch_add(1, Ordering::Relaxed);
                     if p.header().payload_type != 0 { continue; }
+                    last_len.store(p.payload().len() as u64, Ordering::Relaxed);
+                    // The tone is checked in the packet's first 20 ms.
                     let mut pcm = [0i16; 160];
-                    if G711Law::Ulaw.decode(p.payload(), &mut pcm).is_ok() && detector.detect(&pcm) {
+                    let first = &p.payload()[..p.payload().len().min(160)];
+                    if G711Law::Ulaw.decode(first, &mut pcm[..first.len()]).is_ok() && detector.detect(&pcm) {
                         h.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -136,6 +167,7 @@ pub(crate) fn carrier_rtp(socket: UdpSocket, gateway: SocketAddr, silent: bool) 
     CarrierRtp {
         heard,
         packets,
+        last_payload_len,
         task,
     }
 }
@@ -153,14 +185,28 @@ struct Connected {
 
 /// INVITE → ring → accept with a WebRTC offer → 200 OK with SDP → ACK → media both ways.
 async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected {
+    connect_with_ptime(gw, call_id, silent_carrier, 20).await
+}
+
+/// As [`connect`], the carrier offering and sending `ptime_ms` packets.
+async fn connect_with_ptime(
+    gw: &Gateway,
+    call_id: &str,
+    silent_carrier: bool,
+    ptime_ms: u32,
+) -> Connected {
     let mut manager = gw.manager("demo-manager-1").await.expect("manager");
     let sip = RawUdp::new(gw.sip).await;
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let rtp_addr = rtp_socket.local_addr().unwrap();
-    sip.send(&invite_with_sdp(
+    sip.send(&invite_with_ptime(
         sip.local(),
         rtp_socket.local_addr().unwrap(),
         call_id,
+        1,
+        "sendrecv",
+        "",
+        ptime_ms,
     ))
     .await;
     let ServerMessage::Ring {
@@ -197,7 +243,7 @@ async fn connect(gw: &Gateway, call_id: &str, silent_carrier: bool) -> Connected
     let to = header(&ok, "To")[0].to_string();
     sip.send(&in_dialog("ACK", sip.local(), call_id, 1, &to, "ack1"))
         .await;
-    let rtp = carrier_rtp(rtp_socket, gateway_rtp, silent_carrier);
+    let rtp = carrier_rtp_with_ptime(rtp_socket, gateway_rtp, silent_carrier, ptime_ms);
     Connected {
         sip,
         rtp_addr,
@@ -260,6 +306,25 @@ async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
         assert!(value >= 25.0, "{name} = {value}");
     }
     assert_eq!(metrics.get("media_carrier_discarded_total"), Some(&0.0));
+}
+
+#[tokio::test]
+async fn a_carrier_packetizing_at_30_ms_is_heard_and_gets_30_ms_packets() {
+    let gw = Gateway::start(GatewayOptions::default())
+        .await
+        .expect("gateway");
+    let c = connect_with_ptime(&gw, "ptime-30", false, 30).await;
+    let (media, heard) = (c.media.report.clone(), c.rtp.heard.clone());
+    wait_for("the manager to hear the caller's 1 kHz", || {
+        media.tone_frames.load(Ordering::Relaxed) >= 25
+    })
+    .await;
+    wait_for("the caller to hear the manager's 440 Hz", || {
+        heard.load(Ordering::Relaxed) >= 25
+    })
+    .await;
+    // The answer kept the carrier's ptime (RFC 3264 §6.1) and our packets follow it.
+    assert_eq!(c.rtp.last_payload_len.load(Ordering::Relaxed), 240);
 }
 
 #[tokio::test]
