@@ -50,7 +50,28 @@ struct RawConfig {
     #[serde(default)]
     media: RawMedia,
     #[serde(default)]
+    recordings: RawRecordings,
+    #[serde(default)]
     channels: Vec<RawChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    #[serde(default = "default_recordings_dir")]
+    dir: String,
+}
+
+impl Default for RawRecordings {
+    fn default() -> Self {
+        RawRecordings {
+            dir: default_recordings_dir(),
+        }
+    }
+}
+
+fn default_recordings_dir() -> String {
+    "var/recordings".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +328,7 @@ pub struct Config {
     /// How long a manager invited into a call has to join before the invite lapses.
     pub meet_invite_timeout: Duration,
     pub media: MediaConfig,
+    pub recordings: RecordingsConfig,
     pub channels: Vec<ChannelConfig>,
 }
 
@@ -320,6 +342,14 @@ pub struct MediaConfig {
     pub advertised_address: std::net::IpAddr,
     /// No RTP from the carrier for this long ends the call (BYE, reason `media_timeout`).
     pub inactivity_timeout: Duration,
+}
+
+/// Where phone-call recordings go.
+#[derive(Debug, Clone)]
+pub struct RecordingsConfig {
+    /// Local storage: finished recordings under `<dir>/<channel>/`, calls in progress in
+    /// `<dir>/spool/`.
+    pub dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -546,6 +576,12 @@ impl Config {
         }
 
         let media = validate_media(raw.media)?;
+        if raw.recordings.dir.trim().is_empty() {
+            return Err(invalid("recordings.dir", "must not be empty"));
+        }
+        let recordings = RecordingsConfig {
+            dir: raw.recordings.dir.into(),
+        };
         let mut channels = Vec::new();
         let mut seen_numbers = std::collections::HashSet::new();
         let mut seen_tokens = std::collections::HashSet::new();
@@ -725,6 +761,7 @@ impl Config {
             ring_timeout: Duration::from_millis(ring_timeout_ms),
             meet_invite_timeout: Duration::from_millis(meet_invite_timeout_ms),
             media,
+            recordings,
             channels,
         })
     }

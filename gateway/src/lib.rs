@@ -14,6 +14,7 @@ pub mod media_metrics;
 pub mod net;
 pub mod number_directory;
 pub mod phone_number;
+pub mod recording;
 pub mod rtp_ports;
 pub mod server;
 pub mod sip_service;

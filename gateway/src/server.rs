@@ -173,6 +173,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     let webrtc_certificate =
         webrtc_peer::generate_certificate_pem().context("making the WebRTC DTLS certificate")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
+    let config_recordings_dir = config.recordings.dir.clone();
     let state = Arc::new(AppState {
         config,
         db,
@@ -183,8 +184,23 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         webrtc_certificate,
         sip: cmd_tx.clone(),
         media: MediaMetrics::default(),
+        recordings: crate::recording::RecordingStore::local(&config_recordings_dir),
         media_tick_origin: std::time::Instant::now(),
     });
+    // Before taking calls: recordings a crash left behind are finished and stored.
+    let recovered = crate::recording::recover::recover(&state)
+        .await
+        .context("recovering recordings from the spool")?;
+    for (file, why) in &recovered.skipped {
+        tracing::warn!(file = %file, why = %why, "recording left in the spool");
+    }
+    if !recovered.stored.is_empty() {
+        tracing::info!(
+            repaired = recovered.repaired.len(),
+            stored = recovered.stored.len(),
+            "recordings recovered from the spool"
+        );
+    }
     let sip_stats = Arc::new(SipStats::default());
     let transport_stats = Arc::new(TransportStats::default());
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_LEN);

@@ -29,6 +29,8 @@ pub struct AppState {
     pub sip: mpsc::Sender<SipCommand>,
     /// Media counters over all calls of this node (`/metrics`).
     pub media: MediaMetrics,
+    /// Where finished phone-call recordings are kept (and the spool of calls in progress).
+    pub recordings: crate::recording::RecordingStore,
     /// Where the grid that calls' media ticks start on is counted from.
     pub media_tick_origin: std::time::Instant,
 }

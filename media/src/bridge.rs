@@ -81,6 +81,9 @@ pub struct BridgeConfig {
     pub carrier_ptime_ms: u32,
     pub opus_bitrate_bps: u32,
     pub opus_complexity: u8,
+    /// Keep a stereo recording of the call (left the customer, right the managers mixed),
+    /// taken with [`PhoneBridge::take_recording`].
+    pub record: bool,
     /// RFC 3550 §5.1: SSRC, first sequence number and timestamp are random (injected).
     pub carrier_ssrc: u32,
     pub carrier_first_sequence: u16,
@@ -198,6 +201,8 @@ pub struct PhoneBridge {
     pcm: [i16; FRAME_SAMPLES_8K],
     opus_out: Vec<u8>,
     outputs: VecDeque<BridgeOutput>,
+    /// Interleaved 16-bit stereo at 8 kHz since the last [`PhoneBridge::take_recording`].
+    recording: Vec<u8>,
     stats: BridgeStats,
 }
 
@@ -247,6 +252,7 @@ impl PhoneBridge {
             pcm: [0; FRAME_SAMPLES_8K],
             opus_out: vec![0; OPUS_PACKET_BYTES],
             outputs: VecDeque::new(),
+            recording: Vec::new(),
             stats: BridgeStats::default(),
             cfg,
         })
@@ -477,8 +483,22 @@ impl PhoneBridge {
         }
         let mut to_carrier = [0i16; FRAME_SAMPLES_8K];
         to_carrier.copy_from_slice(&self.mix_out[..FRAME_SAMPLES_8K]);
+        if self.cfg.record {
+            // What the carrier hears is every manager mixed: that is the right channel.
+            let customer = if carrier_present {
+                self.pcm
+            } else {
+                [0; FRAME_SAMPLES_8K]
+            };
+            crate::wav::interleave_stereo(&customer, &to_carrier, &mut self.recording);
+        }
         self.send_to_carrier(now, &to_carrier);
         Ok(())
+    }
+
+    /// The recording since the last call (whole 20 ms ticks), or `None` if there is none.
+    pub fn take_recording(&mut self) -> Option<Vec<u8>> {
+        (!self.recording.is_empty()).then(|| std::mem::take(&mut self.recording))
     }
 
     /// The carrier's frame for this tick into `self.pcm`; false when there is none. As many

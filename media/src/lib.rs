@@ -9,6 +9,7 @@
 //! - [`mixer`]: N-party audio mixing (each hears all others).
 //! - [`opus_codec`]: Opus at 8 kHz for phone legs.
 //! - [`bridge`]: the per-call G.711 ↔ Opus bridge built from the stages above.
+//! - [`wav`]: call recordings as WAV, written incrementally and repaired after a crash.
 
 pub mod bridge;
 pub mod dtmf;
@@ -18,3 +19,4 @@ pub mod mixer;
 pub mod opus_codec;
 pub mod rtp;
 pub mod tone;
+pub mod wav;

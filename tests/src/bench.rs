@@ -25,6 +25,10 @@ pub fn load_config(
         .replace("127.0.0.1:5060", &format!("127.0.0.1:{sip_port}"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{http_port}"))
         .replace(
+            "dir = \"var/recordings\"",
+            &format!("dir = \"{}\"", dir.join("recordings").display()),
+        )
+        .replace(
             "sqlite:var/gateway.db",
             &format!("sqlite:{}", dir.join("bench.db").display()),
         )

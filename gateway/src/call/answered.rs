@@ -33,6 +33,7 @@ use super::inbound::Ctx;
 use super::media_socket::MediaSocket;
 use super::CallInput;
 use crate::db;
+use crate::recording::{FinishedRecording, Recorder};
 use crate::sip_service::service::unix_ms;
 use crate::sip_service::SipCommand;
 
@@ -81,6 +82,7 @@ pub(crate) fn carrier_bridge(
             carrier_ptime_ms: ptime_ms,
             opus_bitrate_bps: OPUS_BITRATE_BPS,
             opus_complexity: OPUS_COMPLEXITY,
+            record: true,
             carrier_ssrc: rng.gen(),
             carrier_first_sequence: rng.gen(),
             carrier_first_timestamp: rng.gen(),
@@ -155,7 +157,7 @@ pub(crate) async fn run_uac(
     ctx: &Ctx,
     rx: &mut mpsc::Receiver<CallInput>,
     c: UacConnected<'_>,
-) -> anyhow::Result<Outcome> {
+) -> (anyhow::Result<Outcome>, Option<FinishedRecording>) {
     let mut call = InCall {
         ctx,
         peer: c.peer,
@@ -180,11 +182,16 @@ pub(crate) async fn run_uac(
         conference: Conference::new(c.record),
         published: BridgeStats::default(),
         next_publish_at: Instant::now() + METRICS_PUBLISH_INTERVAL,
+        recorder: None,
+        recording: None,
     };
     call.apply_direction(c.direction);
+    // Recorded from the answer on (the early media before it is not part of the call).
+    call.start_recording(&c.record.id).await;
     let _ports = c.ports;
     let outcome = call.drive(rx, c.record).await;
-    call.finish(outcome).await
+    let outcome = call.finish(outcome).await;
+    (outcome, call.recording.take())
 }
 
 /// How the call went after the accept.
@@ -197,11 +204,30 @@ pub enum Outcome {
     CancelledBeforeConnect,
 }
 
+/// The in-call phase of an inbound call the manager accepted; the outcome, and the call's
+/// recording when it got as far as the answer.
 pub(crate) async fn run(
     ctx: &Ctx,
     rx: &mut mpsc::Receiver<CallInput>,
     accepted: Accepted<'_>,
-) -> anyhow::Result<Outcome> {
+) -> (anyhow::Result<Outcome>, Option<FinishedRecording>) {
+    let record = accepted.record;
+    // The port pair stays bound for the whole call.
+    let (mut call, _ports) = match accept(ctx, accepted).await {
+        Ok(c) => c,
+        Err(e) => return (Err(e), None),
+    };
+    let outcome = call.drive(rx, record).await;
+    let outcome = call.finish(outcome).await;
+    (outcome, call.recording.take())
+}
+
+/// Answers the browser's offer and builds the in-call driver; the carrier is answered once
+/// the browser connects.
+async fn accept<'c>(
+    ctx: &'c Ctx,
+    accepted: Accepted<'_>,
+) -> anyhow::Result<(InCall<'c>, crate::rtp_ports::RtpPortPair)> {
     let state = &ctx.state;
     let media_cfg = &state.config.media;
     let ports = state.rtp_ports.allocate().context("allocating RTP ports")?;
@@ -232,7 +258,7 @@ pub(crate) async fn run(
         },
     );
 
-    let mut call = InCall {
+    let call = InCall {
         ctx,
         peer,
         webrtc_socket: MediaSocket::new(webrtc_socket),
@@ -253,11 +279,10 @@ pub(crate) async fn run(
         conference: Conference::new(accepted.record),
         published: BridgeStats::default(),
         next_publish_at: now + METRICS_PUBLISH_INTERVAL,
+        recorder: None,
+        recording: None,
     };
-    // Keep the port pair bound for the whole call.
-    let _ports = ports;
-    let outcome = call.drive(rx, accepted.record).await;
-    call.finish(outcome).await
+    Ok((call, ports))
 }
 
 /// A manager invited into the call: their own WebRTC peer and UDP socket; datagrams reach the
@@ -349,6 +374,9 @@ struct InCall<'c> {
     /// The bridge counters as last added to the node's [`crate::media_metrics`].
     published: BridgeStats,
     next_publish_at: Instant,
+    /// The call's recording while it runs (from the answer), and once finished.
+    recorder: Option<Recorder>,
+    recording: Option<FinishedRecording>,
 }
 
 impl InCall<'_> {
@@ -646,6 +674,10 @@ impl InCall<'_> {
                     BridgeOutput::DigitFromCarrier(digit) => digits.push(digit),
                 }
             }
+            if let (Some(recorder), Some(chunk)) = (self.recorder.as_mut(), bridge.take_recording())
+            {
+                recorder.push(chunk);
+            }
         }
         for digit in digits {
             let msg = ServerMessage::DtmfReceived {
@@ -671,6 +703,37 @@ impl InCall<'_> {
         }
     }
 
+    /// Starts recording the call (from the answer). A recording that cannot start is logged
+    /// and the call goes on without it: the customer is on the line.
+    async fn start_recording(&mut self, call_id: &str) {
+        let spool = self.ctx.state.recordings.spool_dir();
+        match Recorder::start(&spool, call_id).await {
+            Ok(r) => self.recorder = Some(r),
+            Err(e) => tracing::error!(call = call_id, error = %e, "cannot record this call"),
+        }
+    }
+
+    /// The rest of the audio, then the finished file (kept for the call record).
+    async fn finish_recording(&mut self) {
+        let Some(mut recorder) = self.recorder.take() else {
+            return;
+        };
+        if let Some(chunk) = self.bridge.as_mut().and_then(PhoneBridge::take_recording) {
+            recorder.push(chunk);
+        }
+        let dropped = recorder.dropped_chunks();
+        match recorder.finish().await {
+            Ok(done) => {
+                if dropped > 0 {
+                    tracing::warn!(call = %done.call_id, dropped_ms = dropped * 20,
+                        "the recording misses audio the writer could not keep up with");
+                }
+                self.recording = Some(done);
+            }
+            Err(e) => tracing::error!(error = %e, "the call's recording could not be finished"),
+        }
+    }
+
     /// Adds what the bridge counted since the last time to the node's media metrics.
     fn publish_media_counters(&mut self) {
         if let Some(bridge) = &self.bridge {
@@ -684,6 +747,7 @@ impl InCall<'_> {
     /// outcome says which manager ended it, when one did.
     async fn finish(&mut self, outcome: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
         self.publish_media_counters();
+        self.finish_recording().await;
         self.peer.close();
         for leg in &mut self.conference.legs {
             leg.peer.close();
@@ -1029,6 +1093,8 @@ impl InCall<'_> {
             ctx.state.media_tick_origin,
             now,
         )?);
+        // Recorded from the answer to the hang-up.
+        self.start_recording(&record.id).await;
         let mut response =
             message::build_response(&ctx.call.request, 200, None, Some(&ctx.call.to_tag));
         response = message::with_header(

@@ -22,6 +22,7 @@ use super::ringing::{RingAction, RingInput, Ringing, StopReason};
 use super::CallInput;
 use crate::db::{self, Direction, NewPhoneCall};
 use crate::phone_number::normalize_e164;
+use crate::recording;
 use crate::sip_service::service::unix_ms;
 use crate::sip_service::SipCommand;
 use crate::state::AppState;
@@ -259,7 +260,7 @@ async fn in_call(
     let manager_id = accepted.manager_id.clone();
     let consultation_id = accepted.consultation_id.to_string();
     let record = accepted.record;
-    let outcome = answered::run(ctx, rx, accepted).await;
+    let (outcome, recording) = answered::run(ctx, rx, accepted).await;
     let reason = match outcome {
         Ok(ended @ (answered::Outcome::Ended(_) | answered::Outcome::EndedByManager { .. })) => {
             let (reason, by_manager) = match ended {
@@ -277,9 +278,15 @@ async fn in_call(
                 }
                 _ => "system",
             };
-            let r = db
-                .end_call(&record.id, reason.as_str(), Some(ended_by), unix_ms())
-                .await?;
+            let r = recording::end_call(
+                &ctx.state,
+                record,
+                reason.as_str(),
+                Some(ended_by),
+                recording,
+                unix_ms(),
+            )
+            .await?;
             tracing::info!(consultation = %consultation_id, reason = reason.as_str(),
                 seconds = r.billable_seconds, charge = r.charge_minor, "call ended");
             reason.as_str()
@@ -298,10 +305,16 @@ async fn in_call(
         Err(e) => {
             tracing::error!(consultation = %consultation_id, error = format!("{e:#}"), "call failed after the accept");
             // Whichever applies: an answered call ends, an unanswered one is missed.
-            if db
-                .end_call(&record.id, "failed", Some("system"), unix_ms())
-                .await
-                .is_err()
+            if recording::end_call(
+                &ctx.state,
+                record,
+                "failed",
+                Some("system"),
+                recording,
+                unix_ms(),
+            )
+            .await
+            .is_err()
             {
                 let _ = db
                     .mark_missed(

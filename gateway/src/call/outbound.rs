@@ -390,8 +390,16 @@ async fn dial_and_talk(
                 ack: parts.ack,
                 answered_at: now,
             };
-            let outcome = answered::run_uac(&ctx, rx, connected).await;
-            end_answered(state, consultation_id, record, &manager_id, outcome).await
+            let (outcome, recording) = answered::run_uac(&ctx, rx, connected).await;
+            end_answered(
+                state,
+                consultation_id,
+                record,
+                &manager_id,
+                outcome,
+                recording,
+            )
+            .await
         }
     };
     state.hub.send(
@@ -410,8 +418,8 @@ async fn end_answered(
     record: &db::CallRecord,
     manager_id: &str,
     outcome: anyhow::Result<answered::Outcome>,
+    recording: Option<crate::recording::FinishedRecording>,
 ) -> &'static str {
-    let db = &state.db;
     // An invited manager who ended the call for everyone is recorded as its ender.
     let by_manager = match &outcome {
         Ok(answered::Outcome::EndedByManager { manager_id }) => Some(manager_id.clone()),
@@ -437,8 +445,7 @@ async fn end_answered(
             ("media_failed", "system")
         }
     };
-    match db
-        .end_call(&record.id, reason, Some(ended_by), unix_ms())
+    match crate::recording::end_call(state, record, reason, Some(ended_by), recording, unix_ms())
         .await
     {
         Ok(r) => {

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::model::{CallRecord, Direction};
+use super::recordings::NewRecording;
 use super::{new_id, Db, DbError};
 
 /// The SIP facts of a new call, stored in its call detail record.
@@ -176,12 +177,15 @@ impl Db {
     /// consultation are freed. The consultation itself stays open: managers follow up on it.
     ///
     /// `ended_by`: who hung up (`"customer"`, `"manager:<id>"`, `"system"`).
+    /// `recording`: the call's finished recording, stored with a queued transcription job in
+    /// the same transaction (the outbox the transcription worker reads).
     /// `Conflict` if the call has already ended.
     pub async fn end_call(
         &self,
         call_id: &str,
         end_reason: &str,
         ended_by: Option<&str>,
+        recording: Option<&NewRecording>,
         now_ms: i64,
     ) -> Result<CallRecord, DbError> {
         let mut tx = self.pool.begin().await?;
@@ -247,6 +251,9 @@ impl Db {
         .bind(&consultation_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(r) = recording {
+            super::recordings::insert_with_job(&mut tx, r, now_ms).await?;
+        }
         tx.commit().await?;
         self.call_record(call_id)
             .await?

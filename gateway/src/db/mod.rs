@@ -22,6 +22,7 @@ mod customers;
 mod managers;
 mod model;
 mod numbers;
+mod recordings;
 mod seed;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ pub use model::{
     Manager, ManagerSeed, Meet, MeetKind, MeetScope, MeetState, MissedReason, PhoneNumber, Plan,
     Presence, Role, Source, Team, TranscriptionLanguage, Trunk, UnknownValue,
 };
+pub use recordings::{NewRecording, Recording};
 
 /// How long a SQLite connection waits for the write lock before giving up. Writes here are
 /// a few rows each, so waiting this long means something is badly wrong.

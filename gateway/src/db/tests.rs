@@ -670,7 +670,7 @@ async fn claim_skips_unavailable_managers(db: Db) -> Result<()> {
     );
 
     // When m-3's call ends they are free again (left the meet).
-    db.end_call(&busy_call.id, "bye", Some("customer"), T0 + 20)
+    db.end_call(&busy_call.id, "bye", Some("customer"), None, T0 + 20)
         .await?;
     ensure!(claim(&db, &c2.id, &[], T0 + 21).await?.as_deref() == Some("m-3"));
     // DND off and back online: eligible again.
@@ -799,7 +799,10 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
         .mark_missed(&c.id, &m.id, &call.id, MissedReason::Declined, t_end + 1)
         .await;
     ensure!(matches!(again, Err(DbError::Conflict(_))), "{again:?}");
-    ensure!(db.end_call(&call.id, "bye", None, t_end + 1).await.is_err());
+    ensure!(db
+        .end_call(&call.id, "bye", None, None, t_end + 1)
+        .await
+        .is_err());
     ensure!(
         db.consultation(&c.id).await?.context("c")?.missed_reason == Some(MissedReason::NoAnswer)
     );
@@ -852,7 +855,13 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
         let meet = db.meet(&m.id).await?.context("meet")?;
         ensure!(meet.state == MeetState::Active && meet.answered_at_ms == Some(T0 + 5_000));
         let r = db
-            .end_call(&call.id, "bye", Some("manager:m-0"), T0 + 5_000 + duration)
+            .end_call(
+                &call.id,
+                "bye",
+                Some("manager:m-0"),
+                None,
+                T0 + 5_000 + duration,
+            )
             .await?;
         ensure!(
             r.billable_seconds == seconds && r.charge_minor == charge,
@@ -874,7 +883,7 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
     // Unanswered but ended normally (caller hung up early, before missed): no charge.
     let (_, _, call) = incoming(&db, CALLER, T0).await?;
     let r = db
-        .end_call(&call.id, "cancel", Some("customer"), T0 + 9_000)
+        .end_call(&call.id, "cancel", Some("customer"), None, T0 + 9_000)
         .await?;
     ensure!(r.billable_seconds == 0 && r.charge_minor == 0);
     // Answering twice, or ending twice: the first wins.
@@ -884,13 +893,13 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
         db.answer_call(&call.id, "m-0", T0 + 2).await,
         Err(DbError::Conflict(_))
     ));
-    db.end_call(&call.id, "bye", None, T0 + 3).await?;
+    db.end_call(&call.id, "bye", None, None, T0 + 3).await?;
     ensure!(matches!(
-        db.end_call(&call.id, "bye", None, T0 + 4).await,
+        db.end_call(&call.id, "bye", None, None, T0 + 4).await,
         Err(DbError::Conflict(_))
     ));
     ensure!(matches!(
-        db.end_call("nope", "bye", None, T0).await,
+        db.end_call("nope", "bye", None, None, T0).await,
         Err(DbError::NotFound { .. })
     ));
 
@@ -1013,7 +1022,7 @@ async fn answer_racing_missed_one_wins(db: Db) -> Result<()> {
                 "the answerer is the assignee"
             );
             ensure!(c.state == ConsultationState::Open && r.answered_at_ms.is_some());
-            db.end_call(&call.id, "bye", None, now + 2).await?;
+            db.end_call(&call.id, "bye", None, None, now + 2).await?;
         } else {
             ensure!(c.state == ConsultationState::Missed && r.answered_at_ms.is_none());
         }

@@ -13,6 +13,7 @@ fn config() -> BridgeConfig {
         carrier_ptime_ms: 20,
         opus_bitrate_bps: 24_000,
         opus_complexity: 5,
+        record: false,
         carrier_ssrc: 0x1234_5678,
         carrier_first_sequence: 65_530, // wraps during the test
         carrier_first_timestamp: 4_294_967_000,
@@ -482,4 +483,57 @@ fn a_ptime_that_is_not_whole_10_ms_frames_is_refused() {
         };
         assert!(PhoneBridge::new(cfg, Instant::now()).is_err(), "{ptime_ms}");
     }
+}
+
+#[test]
+fn the_recording_holds_the_customer_left_and_the_managers_right() {
+    let t0 = Instant::now();
+    let mut b = PhoneBridge::new(
+        BridgeConfig {
+            record: true,
+            ..config()
+        },
+        t0,
+    )
+    .unwrap();
+    let browser = opus_tone(440.0, 50);
+    let mut recording = Vec::new();
+    run(&mut b, t0, 50, |b, now, i| {
+        b.handle_carrier_packet(now, &carrier_packet(i as u16, 1000.0, i));
+        b.handle_browser_audio(now, i as u16, i * 960, &browser[i as usize]);
+        if let Some(chunk) = b.take_recording() {
+            recording.extend(chunk);
+        }
+    });
+    recording.extend(b.take_recording().unwrap_or_default());
+    // One 20 ms stereo frame per tick (the last tick's is taken after the loop).
+    assert_eq!(recording.len(), 50 * 160 * 4);
+    let samples: Vec<i16> = recording
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    let frames = |ch: &[i16]| {
+        ch.chunks_exact(160)
+            .map(<[i16]>::to_vec)
+            .collect::<Vec<_>>()
+    };
+    let (customer, managers) = (frames(&left), frames(&right));
+    let detect = |hz: f32, fs: &[Vec<i16>]| {
+        let d = ToneDetector::new(hz, 8000, 160);
+        fs.iter().filter(|f| d.detect(f)).count()
+    };
+    assert!(detect(1000.0, &customer) >= 40, "customer channel");
+    assert_eq!(
+        detect(440.0, &customer),
+        0,
+        "no manager in the customer channel"
+    );
+    assert!(detect(440.0, &managers) >= 40, "managers channel");
+    assert_eq!(
+        detect(1000.0, &managers),
+        0,
+        "no customer in the managers channel"
+    );
+    assert!(b.take_recording().is_none());
 }

@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             carrier_ptime_ms: 20,
             opus_bitrate_bps: 24_000,
             opus_complexity: 5,
+            record: true,
             carrier_ssrc: 1,
             carrier_first_sequence: 0,
             carrier_first_timestamp: 0,
@@ -99,6 +100,8 @@ fn main() -> anyhow::Result<()> {
         bridge.handle_carrier_packet(now, &carrier[i as usize]);
         bridge.handle_browser_audio(now, i as u16, i * 960, &browser[i as usize]);
         bridge.handle_timeout(now)?;
+        // The driver hands the recording to its writer each tick; here it is dropped.
+        drop(bridge.take_recording());
         while let Some(o) = bridge.poll_output() {
             match o {
                 BridgeOutput::ToBrowser { .. } => to_browser += 1,

@@ -306,6 +306,69 @@ async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
         assert!(value >= 25.0, "{name} = {value}");
     }
     assert_eq!(metrics.get("media_carrier_discarded_total"), Some(&0.0));
+    // The call was recorded: stereo, the caller left and the manager right, stored with its
+    // SHA-256 and a queued transcription job.
+    let stored = gw
+        .db()
+        .recording_for_call(&rec.id)
+        .await
+        .unwrap()
+        .expect("a recording row");
+    let bytes = std::fs::read(gw.recordings_dir().join(&stored.storage_key)).expect("the file");
+    assert_eq!(bytes.len() as i64, stored.size_bytes);
+    assert_eq!(stored.sha256, sha256_hex(&bytes));
+    assert_eq!((stored.sample_rate_hz, stored.channels), (8000, 2));
+    // From the answer to the BYE: at least the half second of tones heard both ways.
+    assert!(stored.duration_ms >= 400, "{stored:?}");
+    assert!(!stored.repaired);
+    let (customer, managers) = stereo_frames(&bytes);
+    assert_eq!(customer.len() as i64, stored.duration_ms / 20);
+    let count = |frames: &[Vec<i16>], hz: f32| {
+        let d = ToneDetector::new(hz, 8000, 160);
+        frames.iter().filter(|f| d.detect(f)).count()
+    };
+    assert!(
+        count(&customer, 1000.0) >= 25,
+        "the caller's 1 kHz on the left"
+    );
+    assert!(
+        count(&managers, 440.0) >= 25,
+        "the manager's 440 Hz on the right"
+    );
+    assert_eq!(
+        count(&customer, 440.0),
+        0,
+        "the manager leaked into the left"
+    );
+    assert_eq!(
+        gw.db().transcription_job_state(&stored.id).await.unwrap(),
+        Some(("queued".to_string(), 0))
+    );
+    let spool: Vec<_> = std::fs::read_dir(gw.recordings_dir().join("spool"))
+        .unwrap()
+        .collect();
+    assert!(spool.is_empty(), "spool not emptied: {spool:?}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A stereo 16-bit WAV's 20 ms frames per channel (after the 44-byte header).
+fn stereo_frames(wav: &[u8]) -> (Vec<Vec<i16>>, Vec<Vec<i16>>) {
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(
+        u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize,
+        wav.len() - 44
+    );
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    let frames = |ch: Vec<i16>| ch.chunks_exact(160).map(<[i16]>::to_vec).collect();
+    (frames(left), frames(right))
 }
 
 #[tokio::test]

@@ -94,6 +94,10 @@ impl Gateway {
             )
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
             .replace(
+                "dir = \"var/recordings\"",
+                &format!("dir = \"{}\"", dir.join("recordings").display()),
+            )
+            .replace(
                 "url = \"sqlite:var/gateway.db\"",
                 &format!("url = \"{db_url}\""),
             )
@@ -112,6 +116,11 @@ impl Gateway {
             http,
             dir,
         })
+    }
+
+    /// Where this gateway keeps recordings (`[recordings] dir`).
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.join("recordings")
     }
 
     pub fn db(&self) -> &gateway::db::Db {
