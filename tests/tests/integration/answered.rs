@@ -172,15 +172,15 @@ fn carrier_rtp_with_ptime(
     }
 }
 
-struct Connected {
-    sip: RawUdp,
+pub(crate) struct Connected {
+    pub(crate) sip: RawUdp,
     rtp_addr: SocketAddr,
-    to: String,
-    consultation_id: String,
-    manager: Manager,
-    media: ManagerMedia,
-    rtp: CarrierRtp,
-    call_id: String,
+    pub(crate) to: String,
+    pub(crate) consultation_id: String,
+    pub(crate) manager: Manager,
+    pub(crate) media: ManagerMedia,
+    pub(crate) rtp: CarrierRtp,
+    pub(crate) call_id: String,
 }
 
 /// INVITE → ring → accept with a WebRTC offer → 200 OK with SDP → ACK → media both ways.
@@ -195,8 +195,21 @@ async fn connect_with_ptime(
     silent_carrier: bool,
     ptime_ms: u32,
 ) -> Connected {
-    let mut manager = gw.manager("demo-manager-1").await.expect("manager");
-    let sip = RawUdp::new(gw.sip).await;
+    connect_to(gw.sip, gw.http, call_id, silent_carrier, ptime_ms).await
+}
+
+/// A connected call to the gateway at these SIP and HTTP addresses (manager 1 answers).
+pub(crate) async fn connect_to(
+    gateway_sip: SocketAddr,
+    gateway_http: SocketAddr,
+    call_id: &str,
+    silent_carrier: bool,
+    ptime_ms: u32,
+) -> Connected {
+    let mut manager = Manager::connect(gateway_http, "demo-manager-1")
+        .await
+        .expect("manager");
+    let sip = RawUdp::new(gateway_sip).await;
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let rtp_addr = rtp_socket.local_addr().unwrap();
     sip.send(&invite_with_ptime(
@@ -350,13 +363,13 @@ async fn tones_cross_both_ways_and_the_carrier_hangs_up() {
     assert!(spool.is_empty(), "spool not emptied: {spool:?}");
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A stereo 16-bit WAV's 20 ms frames per channel (after the 44-byte header).
-fn stereo_frames(wav: &[u8]) -> (Vec<Vec<i16>>, Vec<Vec<i16>>) {
+pub(crate) fn stereo_frames(wav: &[u8]) -> (Vec<Vec<i16>>, Vec<Vec<i16>>) {
     assert_eq!(&wav[..4], b"RIFF");
     assert_eq!(
         u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize,

@@ -29,7 +29,7 @@ pub fn scenario(name: &str) -> PathBuf {
     workspace_root().join("tests/sipp").join(name)
 }
 
-fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -60,6 +60,30 @@ impl Default for GatewayOptions {
     }
 }
 
+/// The demo configuration for a test: every listener on a free loopback port (port 0), the
+/// database at `db_url`, recordings under `dir/recordings`.
+pub fn config_text(dir: &Path, db_url: &str) -> anyhow::Result<String> {
+    let example = std::fs::read_to_string(workspace_root().join("deploy/gateway.example.toml"))?;
+    Ok(example
+        .replace(
+            "udp_listen = \"127.0.0.1:5060\"",
+            "udp_listen = \"127.0.0.1:0\"",
+        )
+        .replace(
+            "tcp_listen = \"127.0.0.1:5060\"",
+            "tcp_listen = \"127.0.0.1:0\"",
+        )
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "dir = \"var/recordings\"",
+            &format!("dir = \"{}\"", dir.join("recordings").display()),
+        )
+        .replace(
+            "url = \"sqlite:var/gateway.db\"",
+            &format!("url = \"{db_url}\""),
+        ))
+}
+
 pub struct Gateway {
     pub server: RunningServer,
     pub sip: SocketAddr,
@@ -81,30 +105,10 @@ impl Gateway {
         let db_url = opts
             .database_url
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("gateway.db").display()));
-        let example =
-            std::fs::read_to_string(workspace_root().join("deploy/gateway.example.toml"))?;
-        let text = example
-            .replace(
-                "udp_listen = \"127.0.0.1:5060\"",
-                "udp_listen = \"127.0.0.1:0\"",
-            )
-            .replace(
-                "tcp_listen = \"127.0.0.1:5060\"",
-                "tcp_listen = \"127.0.0.1:0\"",
-            )
-            .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
-            .replace(
-                "dir = \"var/recordings\"",
-                &format!("dir = \"{}\"", dir.join("recordings").display()),
-            )
-            .replace(
-                "url = \"sqlite:var/gateway.db\"",
-                &format!("url = \"{db_url}\""),
-            )
-            .replace(
-                "ring_timeout_ms = 120000",
-                &format!("ring_timeout_ms = {}", opts.ring_timeout_ms),
-            );
+        let text = config_text(&dir, &db_url)?.replace(
+            "ring_timeout_ms = 120000",
+            &format!("ring_timeout_ms = {}", opts.ring_timeout_ms),
+        );
         let text = (opts.edit)(text);
         let config = Config::parse(&text).context("test configuration")?;
         let server = gateway::server::start(config, StartOptions { rng_seed: Some(7) }).await?;

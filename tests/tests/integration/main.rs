@@ -9,6 +9,7 @@ mod harness;
 mod malformed;
 mod outbound;
 mod raw_sip;
+mod recording;
 mod sip_trunk;
 mod sipp_media;
 mod webrtc_manager;
