@@ -138,7 +138,7 @@ async fn a_gateway_killed_mid_call_has_its_recording_repaired_and_stored_at_rest
     assert_eq!(stored.sha256, sha256_hex(&bytes));
     assert_eq!(bytes.len() as i64, stored.size_bytes);
     // Whole frames of what reached the disk, nothing invented.
-    assert!(bytes.len() as u64 <= part_len && (bytes.len() - 44) % 4 == 0);
+    assert!(bytes.len() as u64 <= part_len && (bytes.len() - 44).is_multiple_of(4));
     assert!(stored.duration_ms >= 1500, "{stored:?}");
     let (customer, _) = stereo_frames(&bytes);
     let tone = ToneDetector::new(1000.0, 8000, 160);
