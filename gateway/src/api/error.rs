@@ -8,6 +8,15 @@ use axum::Json;
 pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    #[error("this token's role may not do this")]
+    Forbidden,
+    /// Also for ids of other channels: they are not told apart from ids that do not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    #[error("the range is outside the {size} bytes of the file")]
+    RangeNotSatisfiable { size: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -16,6 +25,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "auth.unauthorized",
+            ApiError::Forbidden => "auth.forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "request.invalid",
+            ApiError::RangeNotSatisfiable { .. } => "range.not_satisfiable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -23,6 +36,10 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -35,6 +52,13 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
         let mut resp = (self.status(), Json(body)).into_response();
+        if let ApiError::RangeNotSatisfiable { size } = self {
+            // RFC 9110 §15.5.17: the current length.
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut()
+                    .insert(axum::http::header::CONTENT_RANGE, v);
+            }
+        }
         if matches!(self, ApiError::Unauthorized) {
             // RFC 6750 §3.
             resp.headers_mut().insert(

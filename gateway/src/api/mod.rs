@@ -1,8 +1,10 @@
 //! HTTP surface: health, the manager WebSocket, and (later issues) the admin API and console.
 
+mod admin;
 pub mod auth;
 mod console;
 mod error;
+mod range;
 mod ws;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub fn router(state: Arc<AppState>, sip_stats: Arc<SipStats>) -> Router {
         .route("/metrics", metrics)
         .route("/v1/ws", get(ws::upgrade))
         .merge(console::router())
+        .merge(admin::router())
         .with_state(state)
 }
 

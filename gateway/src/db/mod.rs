@@ -15,6 +15,7 @@
 //!   write lock up front (waiting on `busy_timeout`) instead of failing with `SQLITE_BUSY`
 //!   when upgrading a read snapshot that another writer made stale.
 
+mod admin_queries;
 mod batch;
 mod calls;
 mod consultations;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use admin_queries::ListFilter;
 pub use calls::NewPhoneCall;
 pub use model::{
     CallRecord, Channel, Classification, Consultation, ConsultationState, Customer, Direction,

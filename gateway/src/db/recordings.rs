@@ -44,11 +44,12 @@ pub struct Recording {
 }
 
 impl Recording {
-    const COLUMNS: &'static str = "id, channel_id, call_id, consultation_id, storage_key, \
+    pub(super) const COLUMNS: &'static str =
+        "id, channel_id, call_id, consultation_id, storage_key, \
         content_type, sample_rate_hz, channels, duration_ms, size_bytes, sha256, repaired, \
         started_at_ms, created_at_ms";
 
-    fn from_row(row: &AnyRow) -> Result<Self, DbError> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self, DbError> {
         Ok(Recording {
             id: row.try_get("id")?,
             channel_id: row.try_get("channel_id")?,

@@ -178,6 +178,7 @@ both_backends!(
     end_call_charges_started_minutes,
     ring_all_phone_team_claims_members,
     answer_racing_missed_one_wins,
+    recordings_come_with_their_job_and_list_by_channel,
 );
 
 // ---- connection settings (SQLite only: PostgreSQL is used as given) -------------------------
@@ -1027,5 +1028,107 @@ async fn answer_racing_missed_one_wins(db: Db) -> Result<()> {
             ensure!(c.state == ConsultationState::Missed && r.answered_at_ms.is_none());
         }
     }
+    Ok(())
+}
+
+fn new_recording(call: &CallRecord, started_at_ms: i64) -> NewRecording {
+    NewRecording {
+        id: format!("rec-{}", call.id),
+        call_id: call.id.clone(),
+        storage_key: format!("{CHANNEL}/rec-{}.wav", call.id),
+        content_type: "audio/wav".to_owned(),
+        sample_rate_hz: 8000,
+        channels: 2,
+        duration_ms: 61_000,
+        size_bytes: 44 + 61 * 32_000,
+        sha256: "ab".repeat(32),
+        repaired: false,
+        started_at_ms,
+    }
+}
+
+async fn recordings_come_with_their_job_and_list_by_channel(db: Db) -> Result<()> {
+    seed_channel(&db, 2).await?;
+    let mut calls = Vec::new();
+    for (i, caller) in [CALLER, "+821011112222", CALLER].iter().enumerate() {
+        let t = T0 + i as i64 * 100_000;
+        let (c, _, call) = incoming(&db, caller, t).await?;
+        let manager = claim(&db, &c.id, &[], t).await?.context("a manager")?;
+        db.answer_call(&call.id, &manager, t + 1_000).await?;
+        let rec = new_recording(&call, t + 1_000);
+        let ended = db
+            .end_call(&call.id, "bye", Some("customer"), Some(&rec), t + 62_000)
+            .await?;
+        ensure!(ended.charge_minor == 100, "{ended:?}");
+        // The recording and its queued job, written with the call's end.
+        let stored = db
+            .recording_for_call(&call.id)
+            .await?
+            .context("recording")?;
+        ensure!(stored.channel_id == CHANNEL && stored.consultation_id == c.id);
+        ensure!(stored.duration_ms == 61_000 && !stored.repaired);
+        ensure!(db.transcription_job_state(&stored.id).await? == Some(("queued".to_owned(), 0)));
+        calls.push((call.id.clone(), manager, stored.id));
+    }
+    // A second recording for a call is refused, and nothing else is written.
+    let dup = NewRecording {
+        id: "rec-dup".to_owned(),
+        ..new_recording(&db.call_record(&calls[0].0).await?.context("call")?, T0)
+    };
+    ensure!(db.add_recording(&dup, T0).await.is_err());
+    ensure!(db.recording("rec-dup").await?.is_none());
+
+    // Lists: newest first, filters, keyset pages.
+    let db = &db;
+    let all = |f: ListFilter| async move { db.list_recordings(CHANNEL, &f).await };
+    let filter = ListFilter {
+        limit: 10,
+        ..ListFilter::default()
+    };
+    let ids: Vec<String> = all(filter.clone())
+        .await?
+        .into_iter()
+        .map(|(r, _)| r.id)
+        .collect();
+    ensure!(ids == [calls[2].2.clone(), calls[1].2.clone(), calls[0].2.clone()]);
+    let by_number = all(ListFilter {
+        number_e164: Some(CALLER.to_owned()),
+        ..filter.clone()
+    })
+    .await?;
+    ensure!(by_number.len() == 2);
+    let by_manager = all(ListFilter {
+        manager_id: Some(calls[1].1.clone()),
+        ..filter.clone()
+    })
+    .await?;
+    ensure!(by_manager.iter().any(|(r, _)| r.id == calls[1].2));
+    let window = all(ListFilter {
+        from_ms: Some(T0 + 50_000),
+        to_ms: Some(T0 + 150_000),
+        ..filter.clone()
+    })
+    .await?;
+    ensure!(window.len() == 1 && window[0].0.id == calls[1].2);
+    let first_page = all(ListFilter {
+        limit: 1,
+        ..filter.clone()
+    })
+    .await?;
+    let (last, _) = first_page.last().context("one")?;
+    let next = all(ListFilter {
+        limit: 5,
+        before: Some((last.started_at_ms, last.id.clone())),
+        ..filter.clone()
+    })
+    .await?;
+    ensure!(next.len() == 2 && next[0].0.id == calls[1].2);
+    let call_list = db.list_calls(CHANNEL, &filter).await?;
+    ensure!(call_list.len() == 3 && call_list[0].id == calls[2].0);
+    // Another channel sees none of it.
+    ensure!(db.list_recordings("other", &filter).await?.is_empty());
+    ensure!(db.channel_recording("other", &calls[0].2).await?.is_none());
+    ensure!(db.channel_call("other", &calls[0].0).await?.is_none());
+    ensure!(db.channel_call(CHANNEL, &calls[0].0).await?.is_some());
     Ok(())
 }

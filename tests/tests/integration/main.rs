@@ -2,6 +2,7 @@
 //! The integration suite: one test binary, real peers (sipp, WebSocket clients) against
 //! gateways started in-process on free loopback ports.
 
+mod admin_api;
 mod answered;
 mod browser;
 mod conference;

@@ -1,0 +1,351 @@
+//! The admin API: a channel's call detail records and recordings. Every route needs an admin
+//! token; the token's channel bounds everything, so an id of another channel is 404, exactly
+//! like an id that does not exist.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use schemas::api::{CallDetail, Page, RecordingInfo};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::range::{self, RangeReply};
+use super::{auth, ApiError};
+use crate::db::{CallRecord, ListFilter, Manager, Recording, Role};
+use crate::state::AppState;
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 200;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/calls", get(list_calls))
+        .route("/v1/calls/{id}", get(get_call))
+        .route("/v1/recordings", get(list_recordings))
+        .route("/v1/recordings/{id}", get(get_recording))
+        .route("/v1/recordings/{id}/audio", get(recording_audio))
+}
+
+async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Manager, ApiError> {
+    let who = auth::authenticate(state, headers, None).await?;
+    if who.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(who)
+}
+
+/// List parameters as sent; parsed by hand so a bad one gets a JSON error naming it.
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    from_ms: Option<String>,
+    to_ms: Option<String>,
+    number: Option<String>,
+    manager_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn bad(field: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("{field}: {message}"))
+}
+
+fn parse_int(field: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| bad(field, "must be an integer"))
+        })
+        .transpose()
+}
+
+impl ListParams {
+    fn filter(&self) -> Result<ListFilter, ApiError> {
+        let limit = parse_int("limit", &self.limit)?.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(bad("limit", format!("must be between 1 and {MAX_PAGE}")));
+        }
+        let number_e164 = self
+            .number
+            .as_deref()
+            .map(|n| crate::phone_number::normalize_e164(n).map_err(|e| bad("number", e)))
+            .transpose()?;
+        let before = self
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.split_once('_')
+                    .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_string())))
+                    .filter(|(_, id)| !id.is_empty())
+                    .ok_or_else(|| bad("cursor", "not a cursor this API returned"))
+            })
+            .transpose()?;
+        Ok(ListFilter {
+            from_ms: parse_int("from_ms", &self.from_ms)?,
+            to_ms: parse_int("to_ms", &self.to_ms)?,
+            number_e164,
+            manager_id: self.manager_id.clone().filter(|m| !m.is_empty()),
+            before,
+            limit: limit + 1, // one more tells whether there is a next page
+        })
+    }
+}
+
+/// The page of `rows` (fetched with one extra) and its cursor.
+fn page<T, U>(
+    mut rows: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (i64, String),
+    map: impl Fn(T) -> U,
+) -> Page<U> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| key(r)))
+        .flatten()
+        .map(|(at, id)| format!("{at}_{id}"));
+    Page {
+        items: rows.into_iter().map(map).collect(),
+        next_cursor,
+    }
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+async fn call_detail(state: &AppState, c: CallRecord) -> Result<CallDetail, ApiError> {
+    let manager_ids = state
+        .db
+        .meet_manager_ids(&c.meet_id)
+        .await
+        .map_err(internal)?;
+    let recording_id = state
+        .db
+        .recording_for_call(&c.id)
+        .await
+        .map_err(internal)?
+        .map(|r| r.id);
+    Ok(CallDetail {
+        id: c.id,
+        consultation_id: c.consultation_id,
+        direction: c.direction.as_str().to_string(),
+        from_number: c.from_number,
+        to_number: c.to_number,
+        trunk_id: c.trunk_id,
+        started_at_ms: c.started_at_ms,
+        answered_at_ms: c.answered_at_ms,
+        ended_at_ms: c.ended_at_ms,
+        billable_seconds: c.billable_seconds,
+        charge_minor: c.charge_minor,
+        currency: c.currency,
+        end_reason: c.end_reason,
+        ended_by: c.ended_by,
+        missed_reason: c.missed_reason.map(|m| m.as_str().to_string()),
+        manager_ids,
+        recording_id,
+    })
+}
+
+async fn recording_info(
+    state: &AppState,
+    r: Recording,
+    c: &CallRecord,
+) -> Result<RecordingInfo, ApiError> {
+    let manager_ids = state
+        .db
+        .meet_manager_ids(&c.meet_id)
+        .await
+        .map_err(internal)?;
+    Ok(RecordingInfo {
+        audio_url: format!("/v1/recordings/{}/audio", r.id),
+        id: r.id,
+        call_id: r.call_id,
+        consultation_id: r.consultation_id,
+        direction: c.direction.as_str().to_string(),
+        from_number: c.from_number.clone(),
+        to_number: c.to_number.clone(),
+        manager_ids,
+        content_type: r.content_type,
+        sample_rate_hz: r.sample_rate_hz,
+        channels: r.channels,
+        duration_ms: r.duration_ms,
+        size_bytes: r.size_bytes,
+        sha256: r.sha256,
+        repaired: r.repaired,
+        started_at_ms: r.started_at_ms,
+    })
+}
+
+async fn list_calls(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<CallDetail>>, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let filter = params.filter()?;
+    let rows = state
+        .db
+        .list_calls(&who.channel_id, &filter)
+        .await
+        .map_err(internal)?;
+    let p = page(
+        rows,
+        filter.limit - 1,
+        |c| (c.started_at_ms, c.id.clone()),
+        |c| c,
+    );
+    let mut items = Vec::with_capacity(p.items.len());
+    for c in p.items {
+        items.push(call_detail(&state, c).await?);
+    }
+    Ok(Json(Page {
+        items,
+        next_cursor: p.next_cursor,
+    }))
+}
+
+async fn get_call(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<CallDetail>, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let call = state
+        .db
+        .channel_call(&who.channel_id, &id)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound("call"))?;
+    Ok(Json(call_detail(&state, call).await?))
+}
+
+async fn list_recordings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<RecordingInfo>>, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let filter = params.filter()?;
+    let rows = state
+        .db
+        .list_recordings(&who.channel_id, &filter)
+        .await
+        .map_err(internal)?;
+    let p = page(
+        rows,
+        filter.limit - 1,
+        |(r, _)| (r.started_at_ms, r.id.clone()),
+        |x| x,
+    );
+    let mut items = Vec::with_capacity(p.items.len());
+    for (r, c) in p.items {
+        items.push(recording_info(&state, r, &c).await?);
+    }
+    Ok(Json(Page {
+        items,
+        next_cursor: p.next_cursor,
+    }))
+}
+
+async fn channel_recording(
+    state: &AppState,
+    who: &Manager,
+    id: &str,
+) -> Result<(Recording, CallRecord), ApiError> {
+    let r = state
+        .db
+        .channel_recording(&who.channel_id, id)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound("recording"))?;
+    let c = state
+        .db
+        .call_record(&r.call_id)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound("recording"))?;
+    Ok((r, c))
+}
+
+async fn get_recording(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RecordingInfo>, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let (r, c) = channel_recording(&state, &who, &id).await?;
+    Ok(Json(recording_info(&state, r, &c).await?))
+}
+
+/// Reads at most 64 KiB at a time, so a long recording never sits in memory whole.
+const AUDIO_CHUNK_BYTES: u64 = 64 * 1024;
+
+async fn recording_audio(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let (r, _) = channel_recording(&state, &who, &id).await?;
+    let path = state.recordings.local_path(&r.storage_key);
+    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+        internal(anyhow::Error::new(e).context(format!("recording file {}", path.display())))
+    })?;
+    let size = file.metadata().await.map_err(internal)?.len();
+    let etag = format!("\"{}\"", r.sha256);
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // If-Range (RFC 9110 §13.1.5): a range only applies to the representation it was for.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag);
+    let reply = if if_range_ok {
+        range::resolve(range_header, size)
+    } else {
+        RangeReply::Whole
+    };
+    let (status, start, len) = match reply {
+        RangeReply::Whole => (StatusCode::OK, 0, size),
+        RangeReply::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeReply::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+    };
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(internal)?;
+    let stream = futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok::<_, std::io::Error>(None);
+        }
+        let mut buf = vec![0u8; usize::try_from(left.min(AUDIO_CHUNK_BYTES)).unwrap_or(0)];
+        file.read_exact(&mut buf).await?;
+        let n = buf.len() as u64;
+        Ok(Some((bytes::Bytes::from(buf), (file, left - n))))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let value = |s: String| HeaderValue::from_str(&s).map_err(internal);
+    h.insert(header::CONTENT_TYPE, value(r.content_type.clone())?);
+    h.insert(header::CONTENT_LENGTH, value(len.to_string())?);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, value(etag)?);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        value(format!("inline; filename=\"{}.wav\"", r.id))?,
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            value(format!("bytes {start}-{}/{size}", start + len - 1))?,
+        );
+    }
+    Ok(resp.into_response())
+}
