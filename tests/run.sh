@@ -13,6 +13,10 @@ if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installe
   (cd tests/browser && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
+# schemathesis fuzzes the admin API from its OpenAPI description (tests/tests/integration/openapi.rs).
+tests/scripts/python-venv.sh var/venv-tests schemathesis==4.32.5
+export GATEWAY_SCHEMATHESIS="$PWD/var/venv-tests/bin/schemathesis"
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
   exit 1
@@ -21,6 +25,7 @@ fi
 eval "$(tests/scripts/start-postgres.sh)"
 export GATEWAY_REQUIRE_PG=1
 export GATEWAY_REQUIRE_BROWSER=1
+export GATEWAY_REQUIRE_SCHEMATHESIS=1
 
 # Two cores: keep the build and the test threads within them.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"

@@ -4,3 +4,6 @@
 pub mod api;
 pub mod missed;
 pub mod ws;
+
+/// The admin API's OpenAPI 3.1 description, served at `/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi/openapi.json");

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use schemas::api::{CallDetail, Page, RecordingInfo};
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::range::{self, RangeReply};
@@ -39,8 +39,9 @@ async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Manager, ApiErro
     Ok(who)
 }
 
-/// List parameters as sent; parsed by hand so a bad one gets a JSON error naming it.
-#[derive(Debug, Default, Deserialize)]
+/// List parameters as sent; parsed by hand so a bad one gets a JSON error naming it. An
+/// empty value counts as absent.
+#[derive(Debug, Default)]
 struct ListParams {
     from_ms: Option<String>,
     to_ms: Option<String>,
@@ -48,6 +49,43 @@ struct ListParams {
     manager_id: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+/// The query string as name/value pairs: never rejected by the extractor itself (a
+/// duplicate or unknown name is judged here, with a JSON error).
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+impl ListParams {
+    fn from_query(query: QueryPairs) -> Result<ListParams, ApiError> {
+        let Query(pairs) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let mut p = ListParams::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "from_ms" => &mut p.from_ms,
+                "to_ms" => &mut p.to_ms,
+                "number" => &mut p.number,
+                "manager_id" => &mut p.manager_id,
+                "limit" => &mut p.limit,
+                "cursor" => &mut p.cursor,
+                // Unknown parameters are ignored, as HTTP APIs usually do.
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(bad(&name, "given more than once"));
+            }
+            *slot = Some(value).filter(|v| !v.trim().is_empty());
+        }
+        Ok(p)
+    }
+}
+
+/// A path id; one that cannot even be decoded names nothing here.
+fn path_id(
+    path: Result<Path<String>, PathRejection>,
+    what: &'static str,
+) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::NotFound(what))
 }
 
 fn bad(field: &str, message: impl std::fmt::Display) -> ApiError {
@@ -90,7 +128,7 @@ impl ListParams {
             from_ms: parse_int("from_ms", &self.from_ms)?,
             to_ms: parse_int("to_ms", &self.to_ms)?,
             number_e164,
-            manager_id: self.manager_id.clone().filter(|m| !m.is_empty()),
+            manager_id: self.manager_id.clone(),
             before,
             limit: limit + 1, // one more tells whether there is a next page
         })
@@ -187,10 +225,10 @@ async fn recording_info(
 async fn list_calls(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(params): Query<ListParams>,
+    query: QueryPairs,
 ) -> Result<Json<Page<CallDetail>>, ApiError> {
     let who = admin(&state, &headers).await?;
-    let filter = params.filter()?;
+    let filter = ListParams::from_query(query)?.filter()?;
     let rows = state
         .db
         .list_calls(&who.channel_id, &filter)
@@ -215,9 +253,10 @@ async fn list_calls(
 async fn get_call(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CallDetail>, ApiError> {
     let who = admin(&state, &headers).await?;
+    let id = path_id(path, "call")?;
     let call = state
         .db
         .channel_call(&who.channel_id, &id)
@@ -230,10 +269,10 @@ async fn get_call(
 async fn list_recordings(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(params): Query<ListParams>,
+    query: QueryPairs,
 ) -> Result<Json<Page<RecordingInfo>>, ApiError> {
     let who = admin(&state, &headers).await?;
-    let filter = params.filter()?;
+    let filter = ListParams::from_query(query)?.filter()?;
     let rows = state
         .db
         .list_recordings(&who.channel_id, &filter)
@@ -278,9 +317,10 @@ async fn channel_recording(
 async fn get_recording(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RecordingInfo>, ApiError> {
     let who = admin(&state, &headers).await?;
+    let id = path_id(path, "recording")?;
     let (r, c) = channel_recording(&state, &who, &id).await?;
     Ok(Json(recording_info(&state, r, &c).await?))
 }
@@ -291,9 +331,10 @@ const AUDIO_CHUNK_BYTES: u64 = 64 * 1024;
 async fn recording_audio(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let who = admin(&state, &headers).await?;
+    let id = path_id(path, "recording")?;
     let (r, _) = channel_recording(&state, &who, &id).await?;
     let path = state.recordings.local_path(&r.storage_key);
     let mut file = tokio::fs::File::open(&path).await.map_err(|e| {

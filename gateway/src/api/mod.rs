@@ -26,10 +26,18 @@ pub fn router(state: Arc<AppState>, sip_stats: Arc<SipStats>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", metrics)
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/ws", get(ws::upgrade))
         .merge(console::router())
         .merge(admin::router())
         .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        schemas::OPENAPI_JSON,
+    )
 }
 
 async fn healthz() -> &'static str {

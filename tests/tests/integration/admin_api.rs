@@ -40,14 +40,14 @@ role = "admin"
 operator_seat = false
 "#;
 
-struct HttpReply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+pub(crate) struct HttpReply {
+    pub(crate) status: u16,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl HttpReply {
-    fn value(&self) -> serde_json::Value {
+    pub(crate) fn value(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
@@ -73,7 +73,7 @@ impl HttpReply {
 }
 
 /// GET with a bearer token and extra headers, over a fresh HTTP/1.1 connection.
-async fn get(
+pub(crate) async fn get(
     http: SocketAddr,
     path: &str,
     token: Option<&str>,
@@ -117,7 +117,7 @@ async fn get(
 }
 
 /// One answered call of `seconds`, ended by the carrier's BYE.
-async fn recorded_call(gw: &Gateway, call_id: &str) -> String {
+pub(crate) async fn recorded_call(gw: &Gateway, call_id: &str) -> String {
     let mut c = connect_to(gw.sip, gw.http, call_id, false, 20).await;
     let heard = c.media.report.clone();
     wait_for("the manager to hear the caller", || {

@@ -8,6 +8,7 @@ mod browser;
 mod conference;
 mod harness;
 mod malformed;
+mod openapi;
 mod outbound;
 mod raw_sip;
 mod recording;
