@@ -20,6 +20,7 @@ mod batch;
 mod calls;
 mod consultations;
 mod customers;
+mod jobs;
 mod managers;
 mod model;
 mod numbers;
@@ -36,6 +37,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use admin_queries::ListFilter;
 pub use calls::NewPhoneCall;
+pub use jobs::{ClaimedJob, NewTranscript, Transcript};
 pub use model::{
     CallRecord, Channel, Classification, Consultation, ConsultationState, Customer, Direction,
     Manager, ManagerSeed, Meet, MeetKind, MeetScope, MeetState, MissedReason, PhoneNumber, Plan,

@@ -179,6 +179,8 @@ both_backends!(
     ring_all_phone_team_claims_members,
     answer_racing_missed_one_wins,
     recordings_come_with_their_job_and_list_by_channel,
+    transcription_jobs_are_leased_retried_and_done_once,
+    concurrent_workers_never_share_a_job,
 );
 
 // ---- connection settings (SQLite only: PostgreSQL is used as given) -------------------------
@@ -1130,5 +1132,136 @@ async fn recordings_come_with_their_job_and_list_by_channel(db: Db) -> Result<()
     ensure!(db.channel_recording("other", &calls[0].2).await?.is_none());
     ensure!(db.channel_call("other", &calls[0].0).await?.is_none());
     ensure!(db.channel_call(CHANNEL, &calls[0].0).await?.is_some());
+    Ok(())
+}
+
+/// `n` ended calls with recordings and queued jobs; their recording ids.
+async fn recorded_calls(db: &Db, n: usize) -> Result<Vec<String>> {
+    seed_channel(db, 1).await?;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let t = T0 + i as i64 * 1_000;
+        let (c, _, call) = incoming(db, CALLER, t).await?;
+        claim(db, &c.id, &[], t).await?.context("manager")?;
+        db.answer_call(&call.id, "m-0", t + 1).await?;
+        let rec = new_recording(&call, t + 1);
+        db.end_call(&call.id, "bye", Some("customer"), Some(&rec), t + 500)
+            .await?;
+        ids.push(rec.id);
+    }
+    Ok(ids)
+}
+
+fn transcript(text: &str) -> NewTranscript {
+    NewTranscript {
+        language: "ko".to_owned(),
+        turns_json: "[]".to_owned(),
+        text: text.to_owned(),
+        speech_ms: 1_000,
+        processing_ms: 100,
+    }
+}
+
+async fn transcription_jobs_are_leased_retried_and_done_once(db: Db) -> Result<()> {
+    let recs = recorded_calls(&db, 1).await?;
+    let now = T0 + 10_000;
+    let job = db
+        .claim_transcription_job("w1", now, 60_000)
+        .await?
+        .context("a due job")?;
+    ensure!(job.recording_id == recs[0] && job.attempts == 1);
+    // Held: nobody else gets it while the lease runs.
+    ensure!(db
+        .claim_transcription_job("w2", now + 1, 60_000)
+        .await?
+        .is_none());
+    ensure!(
+        db.renew_transcription_lease(&job.id, "w1", now + 90_000)
+            .await?
+    );
+    ensure!(
+        !db.renew_transcription_lease(&job.id, "w2", now + 90_000)
+            .await?
+    );
+    // w1 dies silently; after its lease, w2 takes the job over.
+    ensure!(db
+        .claim_transcription_job("w2", now + 89_999, 60_000)
+        .await?
+        .is_none());
+    let again = db
+        .claim_transcription_job("w2", now + 90_000, 60_000)
+        .await?
+        .context("the expired job")?;
+    ensure!(again.id == job.id && again.attempts == 2);
+    // w1 comes back and tries to finish: refused, nothing written.
+    ensure!(db
+        .complete_transcription_job(&job, "w1", &transcript("late"), now + 90_001)
+        .await
+        .is_err());
+    ensure!(db.transcript_for_recording(&recs[0]).await?.is_none());
+    ensure!(
+        !db.fail_transcription_job(&job.id, "w1", "x", None, now)
+            .await?
+    );
+    // w2 fails once, is retried after the backoff, then finishes.
+    ensure!(
+        db.fail_transcription_job(
+            &job.id,
+            "w2",
+            "model busy",
+            Some(now + 200_000),
+            now + 100_000
+        )
+        .await?
+    );
+    ensure!(db.transcription_job_state(&recs[0]).await? == Some(("queued".to_owned(), 2)));
+    ensure!(db
+        .claim_transcription_job("w3", now + 199_999, 60_000)
+        .await?
+        .is_none());
+    let third = db
+        .claim_transcription_job("w3", now + 200_000, 60_000)
+        .await?
+        .context("retried job")?;
+    ensure!(third.attempts == 3);
+    let t = db
+        .complete_transcription_job(&third, "w3", &transcript("hello"), now + 200_500)
+        .await?;
+    ensure!(t.recording_id == recs[0] && t.text == "hello");
+    ensure!(db.transcription_job_state(&recs[0]).await? == Some(("done".to_owned(), 3)));
+    ensure!(db
+        .claim_transcription_job("w4", now + 999_999, 60_000)
+        .await?
+        .is_none());
+    // Done for good: a failure marked final stays failed.
+    ensure!(db.transcript_for_recording(&recs[0]).await? == Some(t));
+    Ok(())
+}
+
+async fn concurrent_workers_never_share_a_job(db: Db) -> Result<()> {
+    let recs = recorded_calls(&db, 6).await?;
+    let db = std::sync::Arc::new(db);
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(job) = db
+                .claim_transcription_job(&format!("w{w}"), T0 + 100_000, 60_000)
+                .await?
+            {
+                got.push(job.recording_id);
+            }
+            Ok::<_, DbError>(got)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    let mut expected = recs;
+    expected.sort();
+    ensure!(all == expected, "{all:?}");
     Ok(())
 }
