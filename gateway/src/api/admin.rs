@@ -146,7 +146,7 @@ fn page<T, U>(
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = more
-        .then(|| rows.last().map(|r| key(r)))
+        .then(|| rows.last().map(&key))
         .flatten()
         .map(|(at, id)| format!("{at}_{id}"));
     Page {
