@@ -194,6 +194,15 @@ struct RawChannel {
     trunks: Vec<RawTrunk>,
     #[serde(default)]
     managers: Vec<RawManager>,
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret: Option<String>,
+    secret_env: Option<String>,
 }
 
 fn default_currency() -> String {
@@ -377,6 +386,17 @@ pub struct ChannelConfig {
     pub numbers: Vec<String>,
     pub trunks: Vec<TrunkConfig>,
     pub managers: Vec<ManagerConfig>,
+    /// Where the channel's events (`recording.ready`, `transcript.ready`, `summary.ready`)
+    /// are POSTed.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// A channel's webhook endpoint. Deliveries are signed per Standard Webhooks: HMAC-SHA256 of
+/// `id.timestamp.body` with `secret`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -733,7 +753,31 @@ impl Config {
                     operator_seat: m.operator_seat,
                 });
             }
+            let webhook = ch
+                .webhook
+                .map(|w| -> Result<WebhookConfig, ConfigError> {
+                    let field = format!("{at}.webhook");
+                    if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                        return Err(invalid(
+                            format!("{field}.url"),
+                            "must be an http:// or https:// URL",
+                        ));
+                    }
+                    let secret = one_secret(&format!("{field}.secret"), w.secret, w.secret_env)?;
+                    if secret.len() < 16 {
+                        return Err(invalid(
+                            format!("{field}.secret"),
+                            "must be at least 16 characters (it signs every delivery)",
+                        ));
+                    }
+                    Ok(WebhookConfig {
+                        url: w.url,
+                        secret: secret.into_bytes(),
+                    })
+                })
+                .transpose()?;
             channels.push(ChannelConfig {
+                webhook,
                 id: ch.id,
                 name: ch.name,
                 plan_paid,
@@ -973,6 +1017,23 @@ mod tests {
         assert!(e.contains("channels[0].plan"), "{e}");
         let e = error_for(|s| s.replace("ring_timeout_ms = 120000", "ring_timeout_ms = 120001"));
         assert!(e.contains("calls.ring_timeout_ms"), "{e}");
+        let with_webhook = |hook: &'static str| {
+            move |s: &str| {
+                s.replacen(
+                    "numbers = [\"07012345678\"]",
+                    &format!("numbers = [\"07012345678\"]\n{hook}"),
+                    1,
+                )
+            }
+        };
+        let e = error_for(with_webhook(
+            "webhook = { url = \"ftp://x\", secret = \"0123456789abcdef\" }",
+        ));
+        assert!(e.contains("channels[0].webhook.url"), "{e}");
+        let e = error_for(with_webhook(
+            "webhook = { url = \"https://x\", secret = \"short\" }",
+        ));
+        assert!(e.contains("channels[0].webhook.secret"), "{e}");
         let e = error_for(|s| {
             s.replace(
                 "meet_invite_timeout_ms = 60000",

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::model::{CallRecord, Direction};
 use super::recordings::NewRecording;
+use super::webhooks::NewWebhookEvent;
 use super::{new_id, Db, DbError};
 
 /// The SIP facts of a new call, stored in its call detail record.
@@ -178,7 +179,8 @@ impl Db {
     ///
     /// `ended_by`: who hung up (`"customer"`, `"manager:<id>"`, `"system"`).
     /// `recording`: the call's finished recording, stored with a queued transcription job in
-    /// the same transaction (the outbox the transcription worker reads).
+    /// the same transaction (the outbox the transcription worker reads); `events`: webhook
+    /// events announcing it, in the same transaction too.
     /// `Conflict` if the call has already ended.
     pub async fn end_call(
         &self,
@@ -186,6 +188,7 @@ impl Db {
         end_reason: &str,
         ended_by: Option<&str>,
         recording: Option<&NewRecording>,
+        events: &[NewWebhookEvent],
         now_ms: i64,
     ) -> Result<CallRecord, DbError> {
         let mut tx = self.pool.begin().await?;
@@ -254,6 +257,7 @@ impl Db {
         if let Some(r) = recording {
             super::recordings::insert_with_job(&mut tx, r, now_ms).await?;
         }
+        super::webhooks::insert_events(&mut tx, events, now_ms).await?;
         tx.commit().await?;
         self.call_record(call_id)
             .await?

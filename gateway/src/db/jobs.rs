@@ -107,13 +107,14 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// Stores the transcript and marks the job done, in one transaction, only while `worker`
-    /// holds the job. `Conflict` if the lease was lost (another worker has the job now).
+    /// Stores the transcript (and the webhook `events` announcing it) and marks the job done,
+    /// in one transaction, only while `worker` holds the job. `Conflict` if the lease was lost (another worker has the job now).
     pub async fn complete_transcription_job(
         &self,
         job: &ClaimedJob,
         worker: &str,
         transcript: &NewTranscript,
+        events: &[super::NewWebhookEvent],
         now_ms: i64,
     ) -> Result<Transcript, DbError> {
         let mut tx = self.pool.begin().await?;
@@ -151,6 +152,7 @@ impl Db {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
+        super::webhooks::insert_events(&mut tx, events, now_ms).await?;
         tx.commit().await?;
         Ok(Transcript {
             id,

@@ -118,7 +118,12 @@ pub(super) async fn insert_with_job(
 impl Db {
     /// Stores a recording and its transcription job for a call that has already ended (a
     /// recording recovered after a crash). `Conflict` if the call already has one.
-    pub async fn add_recording(&self, r: &NewRecording, now_ms: i64) -> Result<(), DbError> {
+    pub async fn add_recording(
+        &self,
+        r: &NewRecording,
+        events: &[super::NewWebhookEvent],
+        now_ms: i64,
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         if self.recording_for_call(&r.call_id).await?.is_some() {
             return Err(DbError::Conflict(format!(
@@ -127,6 +132,7 @@ impl Db {
             )));
         }
         insert_with_job(&mut tx, r, now_ms).await?;
+        super::webhooks::insert_events(&mut tx, events, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -181,6 +181,7 @@ both_backends!(
     recordings_come_with_their_job_and_list_by_channel,
     transcription_jobs_are_leased_retried_and_done_once,
     concurrent_workers_never_share_a_job,
+    webhook_events_are_claimed_once_and_retried,
 );
 
 // ---- connection settings (SQLite only: PostgreSQL is used as given) -------------------------
@@ -673,7 +674,7 @@ async fn claim_skips_unavailable_managers(db: Db) -> Result<()> {
     );
 
     // When m-3's call ends they are free again (left the meet).
-    db.end_call(&busy_call.id, "bye", Some("customer"), None, T0 + 20)
+    db.end_call(&busy_call.id, "bye", Some("customer"), None, &[], T0 + 20)
         .await?;
     ensure!(claim(&db, &c2.id, &[], T0 + 21).await?.as_deref() == Some("m-3"));
     // DND off and back online: eligible again.
@@ -803,7 +804,7 @@ async fn missed_outcome_rows(db: Db) -> Result<()> {
         .await;
     ensure!(matches!(again, Err(DbError::Conflict(_))), "{again:?}");
     ensure!(db
-        .end_call(&call.id, "bye", None, None, t_end + 1)
+        .end_call(&call.id, "bye", None, None, &[], t_end + 1)
         .await
         .is_err());
     ensure!(
@@ -863,6 +864,7 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
                 "bye",
                 Some("manager:m-0"),
                 None,
+                &[],
                 T0 + 5_000 + duration,
             )
             .await?;
@@ -886,7 +888,7 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
     // Unanswered but ended normally (caller hung up early, before missed): no charge.
     let (_, _, call) = incoming(&db, CALLER, T0).await?;
     let r = db
-        .end_call(&call.id, "cancel", Some("customer"), None, T0 + 9_000)
+        .end_call(&call.id, "cancel", Some("customer"), None, &[], T0 + 9_000)
         .await?;
     ensure!(r.billable_seconds == 0 && r.charge_minor == 0);
     // Answering twice, or ending twice: the first wins.
@@ -896,13 +898,14 @@ async fn end_call_charges_started_minutes(db: Db) -> Result<()> {
         db.answer_call(&call.id, "m-0", T0 + 2).await,
         Err(DbError::Conflict(_))
     ));
-    db.end_call(&call.id, "bye", None, None, T0 + 3).await?;
+    db.end_call(&call.id, "bye", None, None, &[], T0 + 3)
+        .await?;
     ensure!(matches!(
-        db.end_call(&call.id, "bye", None, None, T0 + 4).await,
+        db.end_call(&call.id, "bye", None, None, &[], T0 + 4).await,
         Err(DbError::Conflict(_))
     ));
     ensure!(matches!(
-        db.end_call("nope", "bye", None, None, T0).await,
+        db.end_call("nope", "bye", None, None, &[], T0).await,
         Err(DbError::NotFound { .. })
     ));
 
@@ -1025,7 +1028,8 @@ async fn answer_racing_missed_one_wins(db: Db) -> Result<()> {
                 "the answerer is the assignee"
             );
             ensure!(c.state == ConsultationState::Open && r.answered_at_ms.is_some());
-            db.end_call(&call.id, "bye", None, None, now + 2).await?;
+            db.end_call(&call.id, "bye", None, None, &[], now + 2)
+                .await?;
         } else {
             ensure!(c.state == ConsultationState::Missed && r.answered_at_ms.is_none());
         }
@@ -1059,7 +1063,14 @@ async fn recordings_come_with_their_job_and_list_by_channel(db: Db) -> Result<()
         db.answer_call(&call.id, &manager, t + 1_000).await?;
         let rec = new_recording(&call, t + 1_000);
         let ended = db
-            .end_call(&call.id, "bye", Some("customer"), Some(&rec), t + 62_000)
+            .end_call(
+                &call.id,
+                "bye",
+                Some("customer"),
+                Some(&rec),
+                &[],
+                t + 62_000,
+            )
             .await?;
         ensure!(ended.charge_minor == 100, "{ended:?}");
         // The recording and its queued job, written with the call's end.
@@ -1077,7 +1088,7 @@ async fn recordings_come_with_their_job_and_list_by_channel(db: Db) -> Result<()
         id: "rec-dup".to_owned(),
         ..new_recording(&db.call_record(&calls[0].0).await?.context("call")?, T0)
     };
-    ensure!(db.add_recording(&dup, T0).await.is_err());
+    ensure!(db.add_recording(&dup, &[], T0).await.is_err());
     ensure!(db.recording("rec-dup").await?.is_none());
 
     // Lists: newest first, filters, keyset pages.
@@ -1145,7 +1156,7 @@ async fn recorded_calls(db: &Db, n: usize) -> Result<Vec<String>> {
         claim(db, &c.id, &[], t).await?.context("manager")?;
         db.answer_call(&call.id, "m-0", t + 1).await?;
         let rec = new_recording(&call, t + 1);
-        db.end_call(&call.id, "bye", Some("customer"), Some(&rec), t + 500)
+        db.end_call(&call.id, "bye", Some("customer"), Some(&rec), &[], t + 500)
             .await?;
         ids.push(rec.id);
     }
@@ -1195,7 +1206,7 @@ async fn transcription_jobs_are_leased_retried_and_done_once(db: Db) -> Result<(
     ensure!(again.id == job.id && again.attempts == 2);
     // w1 comes back and tries to finish: refused, nothing written.
     ensure!(db
-        .complete_transcription_job(&job, "w1", &transcript("late"), now + 90_001)
+        .complete_transcription_job(&job, "w1", &transcript("late"), &[], now + 90_001)
         .await
         .is_err());
     ensure!(db.transcript_for_recording(&recs[0]).await?.is_none());
@@ -1225,7 +1236,7 @@ async fn transcription_jobs_are_leased_retried_and_done_once(db: Db) -> Result<(
         .context("retried job")?;
     ensure!(third.attempts == 3);
     let t = db
-        .complete_transcription_job(&third, "w3", &transcript("hello"), now + 200_500)
+        .complete_transcription_job(&third, "w3", &transcript("hello"), &[], now + 200_500)
         .await?;
     ensure!(t.recording_id == recs[0] && t.text == "hello");
     ensure!(db.transcription_job_state(&recs[0]).await? == Some(("done".to_owned(), 3)));
@@ -1263,5 +1274,88 @@ async fn concurrent_workers_never_share_a_job(db: Db) -> Result<()> {
     let mut expected = recs;
     expected.sort();
     ensure!(all == expected, "{all:?}");
+    Ok(())
+}
+
+async fn webhook_events_are_claimed_once_and_retried(db: Db) -> Result<()> {
+    seed_channel(&db, 0).await?;
+    let event = |n: u32| NewWebhookEvent {
+        channel_id: CHANNEL.to_owned(),
+        event_type: "recording.ready",
+        payload_json: format!("{{\"n\":{n}}}"),
+    };
+    let ids = db.add_webhook_events(&[event(1), event(2)], T0).await?;
+    let channels = [CHANNEL.to_owned()];
+    // Only channels with a webhook are dispatched.
+    ensure!(db
+        .claim_webhook_event(&["other".to_owned()], "d1", T0, 30_000)
+        .await?
+        .is_none());
+    let first = db
+        .claim_webhook_event(&channels, "d1", T0, 30_000)
+        .await?
+        .context("due")?;
+    let second = db
+        .claim_webhook_event(&channels, "d2", T0, 30_000)
+        .await?
+        .context("the other one")?;
+    ensure!(first.id != second.id && ids.contains(&first.id) && ids.contains(&second.id));
+    ensure!(db
+        .claim_webhook_event(&channels, "d3", T0, 30_000)
+        .await?
+        .is_none());
+    // The endpoint answered 500: retried later; the lease holder alone may say so.
+    ensure!(
+        !db.finish_webhook_attempt(&first.id, "d2", true, Some(200), None, None, T0 + 1)
+            .await?
+    );
+    ensure!(
+        db.finish_webhook_attempt(
+            &first.id,
+            "d1",
+            false,
+            Some(500),
+            Some("500"),
+            Some(T0 + 10_000),
+            T0 + 1
+        )
+        .await?
+    );
+    ensure!(
+        db.finish_webhook_attempt(&second.id, "d2", true, Some(204), None, None, T0 + 1)
+            .await?
+    );
+    ensure!(db
+        .claim_webhook_event(&channels, "d1", T0 + 9_999, 30_000)
+        .await?
+        .is_none());
+    let retry = db
+        .claim_webhook_event(&channels, "d1", T0 + 10_000, 30_000)
+        .await?
+        .context("retry")?;
+    ensure!(retry.id == first.id && retry.attempts == 2);
+    // Its dispatcher dies: after the lease another one takes it.
+    let taken = db
+        .claim_webhook_event(&channels, "d2", T0 + 40_000, 30_000)
+        .await?
+        .context("after the lease")?;
+    ensure!(taken.id == first.id && taken.attempts == 3);
+    ensure!(
+        db.finish_webhook_attempt(
+            &first.id,
+            "d2",
+            false,
+            None,
+            Some("refused"),
+            None,
+            T0 + 40_001
+        )
+        .await?
+    );
+    let all = db.webhook_events(CHANNEL).await?;
+    let state = |id: &str| all.iter().find(|e| e.id == id).map(|e| e.state.clone());
+    ensure!(state(&first.id).as_deref() == Some("failed"));
+    ensure!(state(&second.id).as_deref() == Some("delivered"));
+    ensure!(all.iter().any(|e| e.payload_json == "{\"n\":1}"));
     Ok(())
 }

@@ -48,14 +48,59 @@ pub async fn end_call(
     let row = finished
         .as_ref()
         .map(|done| new_recording(call, done, now_ms));
+    let events = row
+        .as_ref()
+        .map(|r| ready_events(state, call, r))
+        .unwrap_or_default();
     let ended = state
         .db
-        .end_call(&call.id, end_reason, ended_by, row.as_ref(), now_ms)
+        .end_call(
+            &call.id,
+            end_reason,
+            ended_by,
+            row.as_ref(),
+            &events,
+            now_ms,
+        )
         .await?;
     if let (Some(done), Some(row)) = (finished, row) {
         store(state, &done, &row).await;
     }
     Ok(ended)
+}
+
+/// `recording.ready` for the channel's webhook, if it has one.
+pub fn ready_events(
+    state: &AppState,
+    call: &CallRecord,
+    row: &NewRecording,
+) -> Vec<db::NewWebhookEvent> {
+    let has_webhook = state
+        .config
+        .channels
+        .iter()
+        .any(|c| c.id == call.channel_id && c.webhook.is_some());
+    if !has_webhook {
+        return Vec::new();
+    }
+    let payload = serde_json::json!({
+        "type": "recording.ready",
+        "data": {
+            "recording_id": row.id,
+            "call_id": row.call_id,
+            "consultation_id": call.consultation_id,
+            "duration_ms": row.duration_ms,
+            "size_bytes": row.size_bytes,
+            "sha256": row.sha256,
+            "repaired": row.repaired,
+            "audio_url": format!("/v1/recordings/{}/audio", row.id),
+        }
+    });
+    vec![db::NewWebhookEvent {
+        channel_id: call.channel_id.clone(),
+        event_type: "recording.ready",
+        payload_json: payload.to_string(),
+    }]
 }
 
 async fn store(state: &AppState, done: &FinishedRecording, row: &db::NewRecording) {

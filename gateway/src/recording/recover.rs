@@ -189,7 +189,8 @@ async fn store_finished(
         .map_err(|e| e.to_string())?;
         return Ok(());
     }
-    db.add_recording(&row, crate::sip_service::service::unix_ms())
+    let events = super::ready_events(state, &call, &row);
+    db.add_recording(&row, &events, crate::sip_service::service::unix_ms())
         .await
         .map_err(|e| e.to_string())?;
     state
