@@ -45,7 +45,7 @@ pub use model::{
     Presence, Role, Source, Team, TranscriptionLanguage, Trunk, UnknownValue,
 };
 pub use recordings::{NewRecording, Recording};
-pub use webhooks::{NewWebhookEvent, WebhookEvent};
+pub use webhooks::{NewWebhookEvent, WebhookAttempt, WebhookEvent};
 
 /// How long a SQLite connection waits for the write lock before giving up. Writes here are
 /// a few rows each, so waiting this long means something is badly wrong.

@@ -1306,24 +1306,35 @@ async fn webhook_events_are_claimed_once_and_retried(db: Db) -> Result<()> {
         .is_none());
     // The endpoint answered 500: retried later; the lease holder alone may say so.
     ensure!(
-        !db.finish_webhook_attempt(&first.id, "d2", true, Some(200), None, None, T0 + 1)
-            .await?
-    );
-    ensure!(
-        db.finish_webhook_attempt(
+        !db.finish_webhook_attempt(
             &first.id,
-            "d1",
-            false,
-            Some(500),
-            Some("500"),
-            Some(T0 + 10_000),
+            "d2",
+            WebhookAttempt::Delivered { status: 200 },
             T0 + 1
         )
         .await?
     );
     ensure!(
-        db.finish_webhook_attempt(&second.id, "d2", true, Some(204), None, None, T0 + 1)
-            .await?
+        db.finish_webhook_attempt(
+            &first.id,
+            "d1",
+            WebhookAttempt::Retry {
+                status: Some(500),
+                error: "500",
+                at_ms: T0 + 10_000,
+            },
+            T0 + 1
+        )
+        .await?
+    );
+    ensure!(
+        db.finish_webhook_attempt(
+            &second.id,
+            "d2",
+            WebhookAttempt::Delivered { status: 204 },
+            T0 + 1
+        )
+        .await?
     );
     ensure!(db
         .claim_webhook_event(&channels, "d1", T0 + 9_999, 30_000)
@@ -1344,10 +1355,10 @@ async fn webhook_events_are_claimed_once_and_retried(db: Db) -> Result<()> {
         db.finish_webhook_attempt(
             &first.id,
             "d2",
-            false,
-            None,
-            Some("refused"),
-            None,
+            WebhookAttempt::Failed {
+                status: None,
+                error: "refused",
+            },
             T0 + 40_001
         )
         .await?

@@ -6,6 +6,21 @@ use sqlx::Row;
 
 use super::{new_id, Backend, Db, DbError};
 
+/// How a delivery attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAttempt<'a> {
+    /// The endpoint answered 2xx.
+    Delivered { status: u16 },
+    /// Try again at `at_ms`.
+    Retry {
+        status: Option<u16>,
+        error: &'a str,
+        at_ms: i64,
+    },
+    /// No more attempts.
+    Failed { status: Option<u16>, error: &'a str },
+}
+
 /// An event to announce; `payload_json` is the exact body that will be POSTed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWebhookEvent {
@@ -129,22 +144,22 @@ impl Db {
             .transpose()
     }
 
-    /// Records a delivery attempt of a held event: delivered (`retry_at_ms` unused), retried
-    /// at `retry_at_ms`, or failed for good when that is `None`. `false` if the lease was lost.
+    /// Records a delivery attempt of a held event. `false` if the lease was lost.
     pub async fn finish_webhook_attempt(
         &self,
         event_id: &str,
         owner: &str,
-        delivered: bool,
-        status: Option<u16>,
-        error: Option<&str>,
-        retry_at_ms: Option<i64>,
+        attempt: WebhookAttempt<'_>,
         now_ms: i64,
     ) -> Result<bool, DbError> {
-        let (state, next) = match (delivered, retry_at_ms) {
-            (true, _) => ("delivered", now_ms),
-            (false, Some(at)) => ("pending", at),
-            (false, None) => ("failed", now_ms),
+        let (state, next, status, error) = match attempt {
+            WebhookAttempt::Delivered { status } => ("delivered", now_ms, Some(status), None),
+            WebhookAttempt::Retry {
+                status,
+                error,
+                at_ms,
+            } => ("pending", at_ms, status, Some(error)),
+            WebhookAttempt::Failed { status, error } => ("failed", now_ms, status, Some(error)),
         };
         let n = sqlx::query(
             "UPDATE webhook_events SET state = $1, next_attempt_at_ms = $2, last_status = $3, \
