@@ -203,6 +203,12 @@ struct RawWebhook {
     url: String,
     secret: Option<String>,
     secret_env: Option<String>,
+    #[serde(default = "default_webhook_retry_ms")]
+    first_retry_ms: u64,
+}
+
+fn default_webhook_retry_ms() -> u64 {
+    5_000
 }
 
 fn default_currency() -> String {
@@ -397,6 +403,8 @@ pub struct ChannelConfig {
 pub struct WebhookConfig {
     pub url: String,
     pub secret: Vec<u8>,
+    /// The wait before the first retry; each next one waits 6 times longer (at most 4 h).
+    pub first_retry: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -770,9 +778,16 @@ impl Config {
                             "must be at least 16 characters (it signs every delivery)",
                         ));
                     }
+                    if w.first_retry_ms == 0 {
+                        return Err(invalid(
+                            format!("{field}.first_retry_ms"),
+                            "must be above 0",
+                        ));
+                    }
                     Ok(WebhookConfig {
                         url: w.url,
                         secret: secret.into_bytes(),
+                        first_retry: Duration::from_millis(w.first_retry_ms),
                     })
                 })
                 .transpose()?;

@@ -20,3 +20,4 @@ pub mod server;
 pub mod sip_service;
 pub mod state;
 pub mod trunk_limits;
+pub mod webhooks;

@@ -216,7 +216,10 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         },
         cmd_tx,
     );
-    let mut tasks = vec![tokio::spawn(service.run(inbound_rx, cmd_rx))];
+    let mut tasks = vec![
+        tokio::spawn(service.run(inbound_rx, cmd_rx)),
+        tokio::spawn(crate::webhooks::dispatcher::run(state.clone())),
+    ];
     tasks.extend(start_registrations(
         &state,
         udp_addr,

@@ -14,4 +14,5 @@ mod raw_sip;
 mod recording;
 mod sip_trunk;
 mod sipp_media;
+mod webhooks;
 mod webrtc_manager;
