@@ -62,3 +62,26 @@ pub struct RecordingInfo {
     /// `/v1/recordings/{id}/audio` (HTTP Range supported).
     pub audio_url: String,
 }
+
+/// One speaker's uninterrupted stretch in a transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptTurn {
+    /// `customer` (the recording's left channel) or `manager` (the right one).
+    pub speaker: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub text: String,
+}
+
+/// A recording's transcript: both channels transcribed apart and merged by time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptInfo {
+    pub recording_id: String,
+    /// The language asked for: `auto`, `ko` or `en`.
+    pub language: String,
+    pub turns: Vec<TranscriptTurn>,
+    /// Audio the recognizer ran on (speech only) and the time it took, in milliseconds.
+    pub speech_ms: i64,
+    pub processing_ms: i64,
+    pub created_at_ms: i64,
+}

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use schemas::api::{CallDetail, Page, RecordingInfo};
+use schemas::api::{CallDetail, Page, RecordingInfo, TranscriptInfo, TranscriptTurn};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::range::{self, RangeReply};
@@ -29,6 +29,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/recordings", get(list_recordings))
         .route("/v1/recordings/{id}", get(get_recording))
         .route("/v1/recordings/{id}/audio", get(recording_audio))
+        .route("/v1/recordings/{id}/transcript", get(recording_transcript))
 }
 
 async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Manager, ApiError> {
@@ -389,4 +390,65 @@ async fn recording_audio(
         );
     }
     Ok(resp.into_response())
+}
+
+/// The transcript as JSON (default), plain text (`format=text` or `Accept: text/plain`) or
+/// WebVTT (`format=vtt` or `Accept: text/vtt`). 404 until the worker has made it.
+async fn recording_transcript(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
+    let who = admin(&state, &headers).await?;
+    let id = path_id(path, "recording")?;
+    let Query(pairs) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (r, _) = channel_recording(&state, &who, &id).await?;
+    let t = state
+        .db
+        .transcript_for_recording(&r.id)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound("transcript"))?;
+    let turns: Vec<TranscriptTurn> = serde_json::from_str(&t.turns_json).map_err(internal)?;
+    let format = pairs
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str());
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants = match format {
+        Some("json") => "json",
+        Some("text") => "text",
+        Some("vtt") => "vtt",
+        Some(other) if !other.is_empty() => {
+            return Err(bad("format", "must be json, text or vtt"));
+        }
+        _ if accept.contains("text/vtt") => "vtt",
+        _ if accept.contains("text/plain") => "text",
+        _ => "json",
+    };
+    Ok(match wants {
+        "text" => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            super::transcript_format::plain_text(&turns),
+        )
+            .into_response(),
+        "vtt" => (
+            [(header::CONTENT_TYPE, "text/vtt; charset=utf-8")],
+            super::transcript_format::webvtt(&turns),
+        )
+            .into_response(),
+        _ => Json(TranscriptInfo {
+            recording_id: r.id,
+            language: t.language,
+            turns,
+            speech_ms: t.speech_ms,
+            processing_ms: t.processing_ms,
+            created_at_ms: t.created_at_ms,
+        })
+        .into_response(),
+    })
 }

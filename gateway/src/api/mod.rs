@@ -5,6 +5,7 @@ pub mod auth;
 mod console;
 mod error;
 mod range;
+mod transcript_format;
 mod ws;
 
 use std::sync::Arc;

@@ -283,3 +283,94 @@ async fn admins_see_their_channels_calls_and_recordings_and_nothing_else() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_transcript_is_served_as_json_text_and_webvtt() {
+    let gw = Gateway::start(GatewayOptions {
+        edit: Box::new(|s| s + OTHER_CHANNEL),
+        ..Default::default()
+    })
+    .await
+    .expect("gateway");
+    let call = recorded_call(&gw, "tr-1").await;
+    let db = gw.db();
+    let rec = db
+        .recording_for_call(&call)
+        .await
+        .unwrap()
+        .expect("recording");
+    let path = format!("/v1/recordings/{}/transcript", rec.id);
+    // Not made yet.
+    let r = get(gw.http, &path, Some("demo-admin"), &[]).await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_string()));
+    // What the worker stores when it finishes the job.
+    let now = i64::MAX / 4;
+    let job = db
+        .claim_transcription_job("test-worker", now, 60_000)
+        .await
+        .unwrap()
+        .expect("the recording's job");
+    assert_eq!(job.recording_id, rec.id);
+    let turns = r#"[{"speaker":"customer","start_ms":500,"end_ms":2000,"text":"Where is my parcel?"},
+        {"speaker":"manager","start_ms":2500,"end_ms":4000,"text":"It left today <tracking & all>."}]"#;
+    db.complete_transcription_job(
+        &job,
+        "test-worker",
+        &gateway::db::NewTranscript {
+            language: "en".into(),
+            turns_json: turns.into(),
+            text: "Where is my parcel? It left today.".into(),
+            speech_ms: 3_000,
+            processing_ms: 250,
+        },
+        &[],
+        now,
+    )
+    .await
+    .unwrap();
+    let json = get(gw.http, &path, Some("demo-admin"), &[]).await;
+    assert_eq!(json.status, 200);
+    let v = json.value();
+    assert_eq!(v["language"], "en");
+    assert_eq!(v["turns"][1]["speaker"], "manager");
+    assert_eq!(v["turns"][0]["text"], "Where is my parcel?");
+    let text = get(
+        gw.http,
+        &format!("{path}?format=text"),
+        Some("demo-admin"),
+        &[],
+    )
+    .await;
+    assert_eq!(text.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        String::from_utf8_lossy(&text.body),
+        "[00:00] Customer: Where is my parcel?\n[00:02] Manager: It left today <tracking & all>.\n"
+    );
+    let vtt = get(
+        gw.http,
+        &path,
+        Some("demo-admin"),
+        &[("Accept", "text/vtt")],
+    )
+    .await;
+    assert_eq!(vtt.headers["content-type"], "text/vtt; charset=utf-8");
+    let body = String::from_utf8_lossy(&vtt.body).into_owned();
+    assert!(
+        body.starts_with("WEBVTT\n\n1\n00:00:00.500 --> 00:00:02.000\n<v Customer>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<v Manager>It left today &lt;tracking &amp; all&gt;."),
+        "{body}"
+    );
+    let bad = get(
+        gw.http,
+        &format!("{path}?format=pdf"),
+        Some("demo-admin"),
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let other = get(gw.http, &path, Some("other-admin"), &[]).await;
+    assert_eq!((other.status, other.code()), (404, "not_found".to_string()));
+}
