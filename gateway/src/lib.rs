@@ -19,5 +19,6 @@ pub mod rtp_ports;
 pub mod server;
 pub mod sip_service;
 pub mod state;
+pub mod transcription;
 pub mod trunk_limits;
 pub mod webhooks;

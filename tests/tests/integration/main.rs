@@ -14,5 +14,6 @@ mod raw_sip;
 mod recording;
 mod sip_trunk;
 mod sipp_media;
+mod transcription_worker;
 mod webhooks;
 mod webrtc_manager;
