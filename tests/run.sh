@@ -22,6 +22,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# A real S3-compatible server for the recordings-in-S3 test (built once into var/tools).
+if [ ! -x var/tools/bin/s3s-fs ]; then
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root var/tools
+fi
+export GATEWAY_S3S_FS="$PWD/var/tools/bin/s3s-fs"
+export GATEWAY_REQUIRE_S3=1
+
 eval "$(tests/scripts/start-postgres.sh)"
 export GATEWAY_REQUIRE_PG=1
 export GATEWAY_REQUIRE_BROWSER=1

@@ -60,12 +60,32 @@ struct RawConfig {
 struct RawRecordings {
     #[serde(default = "default_recordings_dir")]
     dir: String,
+    s3: Option<RawS3>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    bucket: String,
+    /// Unset: AWS itself (by region).
+    endpoint: Option<String>,
+    #[serde(default = "default_s3_region")]
+    region: String,
+    access_key_id: Option<String>,
+    access_key_id_env: Option<String>,
+    secret_access_key: Option<String>,
+    secret_access_key_env: Option<String>,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_string()
 }
 
 impl Default for RawRecordings {
     fn default() -> Self {
         RawRecordings {
             dir: default_recordings_dir(),
+            s3: None,
         }
     }
 }
@@ -363,8 +383,19 @@ pub struct MediaConfig {
 #[derive(Debug, Clone)]
 pub struct RecordingsConfig {
     /// Local storage: finished recordings under `<dir>/<channel>/`, calls in progress in
-    /// `<dir>/spool/`.
+    /// `<dir>/spool/` (also with S3: calls are written locally first).
     pub dir: std::path::PathBuf,
+    /// Finished recordings go to this S3-compatible bucket instead of `dir`.
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -607,8 +638,41 @@ impl Config {
         if raw.recordings.dir.trim().is_empty() {
             return Err(invalid("recordings.dir", "must not be empty"));
         }
+        let s3 = raw
+            .recordings
+            .s3
+            .map(|s3| -> Result<S3Config, ConfigError> {
+                if s3.bucket.trim().is_empty() {
+                    return Err(invalid("recordings.s3.bucket", "must not be empty"));
+                }
+                if let Some(e) = &s3.endpoint {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        return Err(invalid(
+                            "recordings.s3.endpoint",
+                            "must be an http:// or https:// URL",
+                        ));
+                    }
+                }
+                Ok(S3Config {
+                    access_key_id: one_secret(
+                        "recordings.s3.access_key_id",
+                        s3.access_key_id,
+                        s3.access_key_id_env,
+                    )?,
+                    secret_access_key: one_secret(
+                        "recordings.s3.secret_access_key",
+                        s3.secret_access_key,
+                        s3.secret_access_key_env,
+                    )?,
+                    bucket: s3.bucket,
+                    endpoint: s3.endpoint,
+                    region: s3.region,
+                })
+            })
+            .transpose()?;
         let recordings = RecordingsConfig {
             dir: raw.recordings.dir.into(),
+            s3,
         };
         let mut channels = Vec::new();
         let mut seen_numbers = std::collections::HashSet::new();

@@ -173,7 +173,8 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     let webrtc_certificate =
         webrtc_peer::generate_certificate_pem().context("making the WebRTC DTLS certificate")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
-    let config_recordings_dir = config.recordings.dir.clone();
+    let recordings = crate::recording::RecordingStore::from_config(&config.recordings)
+        .context("recordings storage")?;
     let state = Arc::new(AppState {
         config,
         db,
@@ -184,7 +185,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         webrtc_certificate,
         sip: cmd_tx.clone(),
         media: MediaMetrics::default(),
-        recordings: crate::recording::RecordingStore::local(&config_recordings_dir),
+        recordings,
         media_tick_origin: std::time::Instant::now(),
     });
     // Before taking calls: recordings a crash left behind are finished and stored.

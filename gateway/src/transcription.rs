@@ -234,10 +234,11 @@ impl<T: CallTranscriber> WorkerContext<T> {
             .map_or("auto".to_string(), |c| {
                 c.transcription_language.as_str().to_string()
             });
-        let path = self.recordings.local_path(&recording.storage_key);
-        let bytes = tokio::fs::read(&path)
+        let bytes = self
+            .recordings
+            .read_all(&recording.storage_key)
             .await
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            .map_err(|e| e.to_string())?;
         let (customer, managers) = split_stereo(&bytes)?;
         let transcriber = self.transcriber.clone();
         let lang = language.clone();

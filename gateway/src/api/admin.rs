@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use schemas::api::{CallDetail, Page, RecordingInfo, TranscriptInfo, TranscriptTurn};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::range::{self, RangeReply};
 use super::{auth, ApiError};
@@ -337,11 +336,11 @@ async fn recording_audio(
     let who = admin(&state, &headers).await?;
     let id = path_id(path, "recording")?;
     let (r, _) = channel_recording(&state, &who, &id).await?;
-    let path = state.recordings.local_path(&r.storage_key);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        internal(anyhow::Error::new(e).context(format!("recording file {}", path.display())))
-    })?;
-    let size = file.metadata().await.map_err(internal)?.len();
+    let size = state
+        .recordings
+        .size(&r.storage_key)
+        .await
+        .map_err(internal)?;
     let etag = format!("\"{}\"", r.sha256);
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // If-Range (RFC 9110 §13.1.5): a range only applies to the representation it was for.
@@ -359,17 +358,22 @@ async fn recording_audio(
         RangeReply::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         RangeReply::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
     };
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(internal)?;
-    let stream = futures_util::stream::try_unfold((file, len), |(mut file, left)| async move {
-        if left == 0 {
-            return Ok::<_, std::io::Error>(None);
+    let store = state.recordings.clone();
+    let key = r.storage_key.clone();
+    let end = start + len;
+    let stream = futures_util::stream::try_unfold(start, move |at| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            if at >= end {
+                return Ok::<_, std::io::Error>(None);
+            }
+            let next = (at + AUDIO_CHUNK_BYTES).min(end);
+            let chunk = store
+                .read_range(&key, at..next)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Some((chunk, next)))
         }
-        let mut buf = vec![0u8; usize::try_from(left.min(AUDIO_CHUNK_BYTES)).unwrap_or(0)];
-        file.read_exact(&mut buf).await?;
-        let n = buf.len() as u64;
-        Ok(Some((bytes::Bytes::from(buf), (file, left - n))))
     });
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;

@@ -12,6 +12,7 @@ mod openapi;
 mod outbound;
 mod raw_sip;
 mod recording;
+mod recording_s3;
 mod sip_trunk;
 mod sipp_media;
 mod transcription_worker;
