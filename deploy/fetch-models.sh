@@ -82,8 +82,10 @@ import_model() {
   if [ -n "${TRANSCRIBE_BIN:-}" ]; then
     "$TRANSCRIBE_BIN" import "$1" "$2"
   else
+    # The dev profile: the import takes under a second either way, and this build is the one
+    # `cargo test` shares, so whisper.cpp is not compiled a second time for release.
     CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" \
-      cargo run --quiet --release --locked -p transcribe --bin transcribe -- import "$1" "$2"
+      cargo run --quiet --locked -p transcribe --bin transcribe -- import "$1" "$2"
   fi
 }
 

@@ -173,7 +173,8 @@ pub struct Piece {
 
 impl Piece {
     fn packed_end_ms(&self) -> u64 {
-        self.packed_start_ms + (self.source_end_ms - self.source_start_ms)
+        // Saturating: the fields are public, and a hand-made inverted piece must not panic.
+        self.packed_start_ms + self.source_end_ms.saturating_sub(self.source_start_ms)
     }
 
     /// A packed time as source time, held within this piece.
@@ -233,8 +234,8 @@ impl Chunk {
     /// times are least reliable at a segment's edges, where whisper runs them into the packing
     /// gap (its segments touch: one ends where the next begins). So a run of fewer than
     /// [`MIN_SPLIT_WORDS`] words at either edge joins its neighbour, when that is longer,
-    /// instead of becoming a segment of its own. Each part's times are held inside its region. Without word times,
-    /// the segment's own times stand for all its words.
+    /// instead of becoming a segment of its own. Each part's times are held inside its
+    /// region. Without word times, the segment's own times stand for all its words.
     pub fn to_source_segments(&self, segment: &PackedSegment) -> Vec<Segment> {
         let untimed;
         let words = if segment.words.iter().all(|w| w.t1_ms == 0) && segment.t1_ms > 0 {
@@ -362,7 +363,12 @@ fn chunk_samples(pcm_8k: &[i16], chunk: &Chunk) -> Vec<i16> {
         let src_start = ((p.source_start_ms * per_ms) as usize).min(pcm_8k.len());
         let src_end = ((p.source_end_ms * per_ms) as usize).min(pcm_8k.len());
         let dst = (p.packed_start_ms * per_ms) as usize;
-        let n = (src_end - src_start).min(out.len().saturating_sub(dst));
+        if dst >= out.len() {
+            continue;
+        }
+        let n = src_end
+            .saturating_sub(src_start)
+            .min(out.len().saturating_sub(dst));
         out[dst..dst + n].copy_from_slice(&pcm_8k[src_start..src_start + n]);
     }
     out
@@ -448,6 +454,8 @@ impl Transcriber {
         Ok(self.transcribe_with(pcm_8k, &options)?.segments)
     }
 
+    /// Transcribes 8 kHz mono PCM as `options` say, with counters (regions found, whisper runs,
+    /// audio handed to whisper). Silence alone never starts whisper.
     pub fn transcribe_with(
         &self,
         pcm_8k: &[i16],
@@ -847,6 +855,12 @@ mod tests {
         let n = threads_for_background_work();
         assert!(n >= 1);
         assert!(n == 1 || n < available_cores());
+    }
+
+    #[test]
+    fn a_transcriber_can_be_shared_between_worker_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Transcriber>();
     }
 
     #[test]
