@@ -325,8 +325,9 @@ async fn get_recording(
     Ok(Json(recording_info(&state, r, &c).await?))
 }
 
-/// Reads at most 64 KiB at a time, so a long recording never sits in memory whole.
-const AUDIO_CHUNK_BYTES: u64 = 64 * 1024;
+/// Reads at most 1 MiB at a time: a long recording never sits in memory whole, and a
+/// recording in S3 costs one ranged GET per MiB, not per small buffer.
+const AUDIO_CHUNK_BYTES: u64 = 1024 * 1024;
 
 async fn recording_audio(
     State(state): State<Arc<AppState>>,

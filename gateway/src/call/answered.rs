@@ -222,6 +222,45 @@ pub(crate) async fn run(
     (outcome, call.recording.take())
 }
 
+/// A call's two media legs before they carry audio: the carrier's RTP port pair and socket,
+/// and the browser's WebRTC socket and ICE-lite peer (advertising the configured address).
+pub(crate) struct MediaLegs {
+    pub ports: crate::rtp_ports::RtpPortPair,
+    pub carrier_socket: UdpSocket,
+    pub webrtc_socket: UdpSocket,
+    pub peer: WebRtcPeer,
+}
+
+impl MediaLegs {
+    pub async fn open(state: &crate::state::AppState, now: Instant) -> anyhow::Result<MediaLegs> {
+        let media_cfg = &state.config.media;
+        let ports = state.rtp_ports.allocate().context("allocating RTP ports")?;
+        let carrier_socket = UdpSocket::from_std({
+            ports.rtp.set_nonblocking(true)?;
+            ports.rtp.try_clone()?
+        })?;
+        let webrtc_socket = UdpSocket::bind(SocketAddr::new(media_cfg.bind_address, 0)).await?;
+        let webrtc_addr = SocketAddr::new(
+            media_cfg.advertised_address,
+            webrtc_socket.local_addr()?.port(),
+        );
+        let peer = WebRtcPeer::new(
+            now,
+            PeerConfig {
+                ice_lite: true,
+                certificate_pem: Some(state.webrtc_certificate.clone()),
+                ..PeerConfig::new(webrtc_addr)
+            },
+        )?;
+        Ok(MediaLegs {
+            ports,
+            carrier_socket,
+            webrtc_socket,
+            peer,
+        })
+    }
+}
+
 /// Answers the browser's offer and builds the in-call driver; the carrier is answered once
 /// the browser connects.
 async fn accept<'c>(
@@ -230,25 +269,13 @@ async fn accept<'c>(
 ) -> anyhow::Result<(InCall<'c>, crate::rtp_ports::RtpPortPair)> {
     let state = &ctx.state;
     let media_cfg = &state.config.media;
-    let ports = state.rtp_ports.allocate().context("allocating RTP ports")?;
-    let carrier_socket = UdpSocket::from_std({
-        ports.rtp.set_nonblocking(true)?;
-        ports.rtp.try_clone()?
-    })?;
-    let webrtc_socket = UdpSocket::bind(SocketAddr::new(media_cfg.bind_address, 0)).await?;
-    let webrtc_addr = SocketAddr::new(
-        media_cfg.advertised_address,
-        webrtc_socket.local_addr()?.port(),
-    );
     let now = Instant::now();
-    let mut peer = WebRtcPeer::new(
-        now,
-        PeerConfig {
-            ice_lite: true,
-            certificate_pem: Some(state.webrtc_certificate.clone()),
-            ..PeerConfig::new(webrtc_addr)
-        },
-    )?;
+    let MediaLegs {
+        ports,
+        carrier_socket,
+        webrtc_socket,
+        mut peer,
+    } = MediaLegs::open(state, now).await?;
     let answer = peer.accept_offer(now, &accepted.browser_offer)?;
     state.hub.send(
         &accepted.manager_id,

@@ -29,7 +29,7 @@ use sip::sdp;
 use sip::transaction::TransactionKey;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use webrtc_peer::{PeerConfig, PeerEvent, WebRtcPeer};
+use webrtc_peer::{PeerEvent, WebRtcPeer};
 
 use super::answered::{self, UacConnected};
 use super::inbound::{Ctx, InboundCall};
@@ -544,25 +544,13 @@ impl<'a> Dialing<'a> {
         number: &str,
     ) -> anyhow::Result<Dialing<'a>> {
         let media_cfg = &state.config.media;
-        let ports = state.rtp_ports.allocate().context("allocating RTP ports")?;
-        let carrier_socket = UdpSocket::from_std({
-            ports.rtp.set_nonblocking(true)?;
-            ports.rtp.try_clone()?
-        })?;
-        let webrtc_socket = UdpSocket::bind(SocketAddr::new(media_cfg.bind_address, 0)).await?;
-        let webrtc_addr = SocketAddr::new(
-            media_cfg.advertised_address,
-            webrtc_socket.local_addr()?.port(),
-        );
         let now = Instant::now();
-        let peer = WebRtcPeer::new(
-            now,
-            PeerConfig {
-                ice_lite: true,
-                certificate_pem: Some(state.webrtc_certificate.clone()),
-                ..PeerConfig::new(webrtc_addr)
-            },
-        )?;
+        let super::answered::MediaLegs {
+            ports,
+            carrier_socket,
+            webrtc_socket,
+            peer,
+        } = super::answered::MediaLegs::open(state, now).await?;
         let session_id: u64 = rand::thread_rng().gen();
         let local_media = sdp::LocalMedia {
             address: media_cfg.advertised_address,
